@@ -7,22 +7,162 @@ Resampling to and from the separator's rate is the pipeline's job (``amongus.aud
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 _REGISTRY: dict[str, Callable[..., Separator]] = {}
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded safely or is not in the expected format."""
+
+
 @runtime_checkable
 class Separator(Protocol):
-    """What the pipeline needs from a separator."""
+    """What the pipeline needs from a separator.
 
-    sample_rate: int
+    ``sample_rate`` is the rate the separator must be fed (``None``: any rate, as for the oracle
+    and passthrough); ``n_src`` the number of streams it returns; ``identity`` a stable string
+    (kind, weights hash, rate, output scale) used as a cache key for separated streams.
+    """
+
+    sample_rate: int | None
     n_src: int
+    identity: str
 
-    def separate(self, mixture, lengths=None, **kwargs):  # pragma: no cover - protocol
-        """Shape: ``[B, T] -> [B, n_src, T]``. ``lengths`` ([B], samples) marks padding."""
+    def separate(self, mixture, lengths=None, *, references=None):  # pragma: no cover - protocol
+        """Shape: ``[B, T] -> [B, n_src, T]``. ``lengths`` ([B], samples) marks padding;
+        ``references`` ([B, S, T]) is used by the oracle and ignored by the others."""
         ...
+
+
+class SeparatorBase:
+    """Shared checks of the built-in separators; subclasses implement ``_separate``.
+
+    ``separate`` validates the batch, runs ``_separate`` under ``torch.inference_mode()``, crops
+    or pads the streams to the input length, applies the ``output_scale`` policy
+    (``amongus.separation.scale``) and zeroes every stream past its item's length.
+    """
+
+    sample_rate: int | None = None
+    n_src: int = 2
+    output_scale: str = "none"
+
+    @property
+    def identity(self) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.identity})"
+
+    def _separate(self, mixture, lengths, references):  # pragma: no cover - abstract
+        """Shape: ``[B, T] -> [B, S, T']`` (raw, unscaled; ``T'`` may differ from ``T``)."""
+        raise NotImplementedError
+
+    def separate(self, mixture, lengths=None, *, references=None, output_scale=None):
+        """Separate a padded batch of mixtures.
+
+        Args:
+            mixture: ``[B, T]`` float tensor at ``self.sample_rate``.
+            lengths: ``[B]`` valid samples per item (``None``: all ``T``).
+            references: ``[B, S, T]`` reference sources (the oracle needs them).
+            output_scale: overrides ``self.output_scale`` for this call (the chunker asks for
+                ``"none"`` and scales the stitched result once).
+
+        Shape: ``[B, T] -> [B, n_src, T]``, on the device and with the dtype of ``mixture``.
+        """
+        import torch
+
+        from .scale import apply_output_scale, check_output_scale, valid_mask
+
+        mixture, lengths = check_batch(mixture, lengths)
+        if references is not None:
+            references = check_references(references, mixture)
+        policy = check_output_scale(output_scale or self.output_scale)
+        with torch.inference_mode():
+            streams = self._separate(mixture, lengths, references)
+            streams = fit_length(
+                streams.to(device=mixture.device, dtype=mixture.dtype), mixture.shape[-1]
+            )
+            if streams.shape[:2] != (mixture.shape[0], self.n_src):
+                raise RuntimeError(
+                    f"{self!r} returned streams of shape {tuple(streams.shape)}, expected "
+                    f"[{mixture.shape[0]}, {self.n_src}, T]"
+                )
+            streams = apply_output_scale(streams, mixture, policy, lengths)
+            if lengths is not None:
+                streams = streams * valid_mask(lengths, streams.shape[-1], streams)
+        return streams.contiguous()
+
+
+def check_batch(mixture, lengths=None):
+    """Validate a batch of mixtures; returns ``(mixture, lengths)`` with lengths as a long tensor.
+
+    Raises ``ValueError`` for a wrong rank, an empty batch, non-finite samples or lengths out of
+    ``[0, T]``.
+
+    Shape: ``mixture [B, T]``, ``lengths [B]``.
+    """
+    import torch
+
+    if not isinstance(mixture, torch.Tensor):
+        raise ValueError(f"mixture must be a torch.Tensor [B, T], got {type(mixture).__name__}")
+    if mixture.ndim != 2:
+        raise ValueError(f"mixture must have shape [B, T], got {tuple(mixture.shape)}")
+    if mixture.shape[0] == 0 or mixture.shape[1] == 0:
+        raise ValueError(f"mixture batch is empty: shape {tuple(mixture.shape)}")
+    if not mixture.is_floating_point():
+        raise ValueError(f"mixture must be floating point, got {mixture.dtype}")
+    if not bool(torch.isfinite(mixture).all()):
+        raise ValueError("mixture contains NaN or infinite samples")
+    if lengths is None:
+        return mixture, None
+    lengths = torch.as_tensor(lengths, device=mixture.device).long().reshape(-1)
+    if lengths.shape[0] != mixture.shape[0]:
+        raise ValueError(
+            f"lengths has {lengths.shape[0]} entries for a batch of {mixture.shape[0]}"
+        )
+    if bool((lengths < 0).any()) or bool((lengths > mixture.shape[1]).any()):
+        raise ValueError(f"lengths must lie in [0, {mixture.shape[1]}], got {lengths.tolist()}")
+    return mixture, lengths
+
+
+def check_references(references, mixture):
+    """Validate ``references [B, S, T]`` against ``mixture [B, T]``; returns them as float."""
+    import torch
+
+    if not isinstance(references, torch.Tensor) or references.ndim != 3:
+        shape = tuple(references.shape) if isinstance(references, torch.Tensor) else None
+        raise ValueError(f"references must be a tensor [B, S, T], got {shape}")
+    if references.shape[0] != mixture.shape[0] or references.shape[2] != mixture.shape[1]:
+        raise ValueError(
+            f"references {tuple(references.shape)} do not match mixture {tuple(mixture.shape)}: "
+            "expected [B, S, T] with the mixture's B and T"
+        )
+    if not bool(torch.isfinite(references).all()):
+        raise ValueError("references contain NaN or infinite samples")
+    return references.to(device=mixture.device, dtype=mixture.dtype)
+
+
+def fit_length(streams, length: int):
+    """Crop or zero-pad the last axis to ``length`` (models may return a few samples more or less).
+
+    Shape: ``[..., T'] -> [..., length]``.
+    """
+    import torch.nn.functional as F
+
+    if streams.shape[-1] > length:
+        return streams[..., :length]
+    if streams.shape[-1] < length:
+        return F.pad(streams, (0, length - streams.shape[-1]))
+    return streams
+
+
+def default_cache_dir() -> Path:
+    """Where amongus keeps downloads: ``$AMONGUS_CACHE_DIR`` or ``~/.cache/amongus``."""
+    return Path(os.environ.get("AMONGUS_CACHE_DIR", Path.home() / ".cache" / "amongus"))
 
 
 def register_separator(name: str) -> Callable[[Callable[..., Separator]], Callable[..., Separator]]:
@@ -67,3 +207,39 @@ def load_separator(name_or_path: Any, **options) -> Separator:
     from .detect import separator_from_source
 
     return separator_from_source(name, **options)
+
+
+def run_by_length(forward, mixture, lengths, n_src: int):
+    """Run ``forward`` on each group of items sharing a valid length, cropped to that length.
+
+    Models with global normalisation or attention (SepFormer's ``ln``, ConvTasNet's ``gLN``) see
+    padding as signal, so a padded item is separated exactly as it would be alone. Items of
+    length 0 give zero streams without running the model.
+
+    Shape: ``forward: [b, t] -> [b, S, t']``; ``mixture [B, T]``, ``lengths [B]`` -> ``[B, S, T]``.
+    """
+    import torch
+
+    batch, length = mixture.shape
+    if lengths is None or bool((lengths == length).all()):
+        return fit_length(forward(mixture), length)
+    streams = mixture.new_zeros(batch, n_src, length)
+    for value in torch.unique(lengths).tolist():
+        if value == 0:
+            continue
+        index = (lengths == value).nonzero().flatten()
+        group = fit_length(forward(mixture[index, :value]), value)
+        streams[index, :, :value] = group.to(streams.dtype)
+    return streams
+
+
+def hash_files(paths, *, extra: str = "") -> str:
+    """First 16 hex digits of the SHA-256 of the files' bytes (in order) and ``extra``."""
+    import hashlib
+
+    digest = hashlib.sha256(extra.encode())
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]

@@ -1,0 +1,89 @@
+"""The project's shipped default components: what ``amongus.Pipeline()`` uses with no arguments.
+
+The trained models live in ``amongus/data/models/`` (installed with the package). Every default
+resolution goes through :func:`default_components`, so there is one place to change when new
+models are shipped. A preset names a separator (a registered name such as ``"oracle"`` or a
+folder under ``amongus/data/models``) and a classifier folder (Hugging Face format).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MODELS_DIR = Path(__file__).resolve().parent / "data" / "models"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named pair of shipped components.
+
+    ``separator`` is a registered separator name (``"oracle"``, ``"passthrough"``) or a path
+    relative to :data:`MODELS_DIR`; ``classifier`` is a path relative to :data:`MODELS_DIR`.
+    ``options`` are extra ``Pipeline`` keyword arguments (``chunk_seconds``...).
+    """
+
+    separator: str
+    classifier: str
+    description: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+_REGISTERED_SEPARATORS = ("oracle", "passthrough")
+
+PRESETS: dict[str, Preset] = {
+    "default": Preset(
+        separator="separator",
+        classifier="classifier",
+        description="the shipped separator and fine-tuned spoof classifier",
+    ),
+    "oracle": Preset(
+        separator="oracle",
+        classifier="classifier",
+        description="reference sources instead of a separator (upper bound), shipped classifier",
+    ),
+    "clean": Preset(
+        separator="passthrough",
+        classifier="classifier",
+        description="no separation (the mixture as every stream), shipped classifier",
+    ),
+}
+
+
+def _resolve(spec: str) -> str:
+    if spec in _REGISTERED_SEPARATORS:
+        return spec
+    path = MODELS_DIR / spec
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no shipped default yet: {path} does not exist. Pass separator= and classifier= "
+            "explicitly (a registered name, a local folder or a config dict)."
+        )
+    return str(path)
+
+
+def available_presets() -> list[str]:
+    return sorted(PRESETS)
+
+
+def default_components(preset: str = "default") -> dict[str, Any]:
+    """The separator and classifier specs of a preset, resolved to installed files.
+
+    Returns:
+        ``{"separator": name_or_path, "classifier": path, **options}``, ready for
+        ``Pipeline(**default_components())``.
+
+    Raises:
+        ValueError: unknown preset.
+        FileNotFoundError: ("no shipped default yet") when the preset's model files are not
+            installed.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; available: {', '.join(available_presets())}")
+    chosen = PRESETS[preset]
+    return {
+        "separator": _resolve(chosen.separator),
+        "classifier": _resolve(chosen.classifier),
+        **chosen.options,
+    }

@@ -1,0 +1,169 @@
+"""``python -m amongus.mix``: make labelled overlapped mixtures from a corpus.
+
+Every :class:`~amongus.mix.config.MixerConfig` field is an option (``--field-name``); options
+that are not given keep the preset's value. Example::
+
+    python -m amongus.mix --input /data/LA --split train --out mixes/train \\
+        --n-mixtures 30000 --seed 0 --preset thesis
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import PRESETS, MixerConfig
+
+
+def _optional(cast):
+    def parse(text: str):
+        return None if text.lower() in ("none", "null", "") else cast(text)
+
+    return parse
+
+
+def _probabilities(text: str) -> dict[str, float] | None:
+    if text.lower() in ("none", "uniform", ""):
+        return None
+    try:
+        pairs = [item.split("=") for item in text.split(",") if item]
+        return {label.strip().upper(): float(value) for label, value in pairs}
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"expected LABEL=PROB,... such as 'SB=0.5,SS=0.25,BB=0.25', got {text!r}"
+        ) from error
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "mixer options (default: the preset's value, shown in brackets for --preset default)"
+    )
+    defaults = MixerConfig()
+    for spec in dataclasses.fields(MixerConfig):
+        if spec.name == "preset":
+            continue
+        flag = "--" + spec.name.replace("_", "-")
+        kind = str(spec.type)
+        default = getattr(defaults, spec.name)
+        help_text = f"{spec.metadata['help']} [{default}]"
+        common: dict[str, Any] = {"dest": spec.name, "default": argparse.SUPPRESS}
+        if kind == "bool":
+            group.add_argument(
+                flag, action=argparse.BooleanOptionalAction, help=help_text, **common
+            )
+        elif kind.startswith("tuple"):
+            group.add_argument(
+                flag, nargs=2, type=float, metavar=("LO", "HI"), help=help_text, **common
+            )
+        elif kind.startswith("list"):
+            group.add_argument(flag, nargs="*", metavar="ITEM", help=help_text, **common)
+        elif kind.startswith("dict"):
+            group.add_argument(
+                flag, type=_probabilities, metavar="LABEL=P,...", help=help_text, **common
+            )
+        else:
+            cast = {"int": int, "float": float, "str": str}[kind.split(" | ")[0]]
+            if "None" in kind:
+                cast = _optional(cast)
+            group.add_argument(flag, type=cast, help=help_text, **common)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m amongus.mix",
+        description=(
+            "Mix labelled utterances (bonafide/spoof) into overlapped multi-speaker mixtures "
+            "with exact composition labels (SS/SB/BB, SSB...). Writes OUT/audio/<id>.flac, "
+            "OUT/mixtures.jsonl and OUT/summary.json; rerunning the same command resumes."
+        ),
+    )
+    parser.add_argument(
+        "--input",
+        required=True,
+        help="ASVspoof root (protocols + flac), a real/fake folder tree, or a JSONL utterance "
+        "manifest",
+    )
+    parser.add_argument("--split", default=None, help="corpus split: train, dev or eval")
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--n-mixtures", type=int, required=True, help="mixtures to make")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (recorded per mixture)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: every core; the output does not depend on it)"
+    )
+    parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default="default",
+        help="'thesis' reproduces the reference study; 'default' fixes its flaws",
+    )
+    parser.add_argument("--config", type=Path, default=None, help="JSON file of mixer options")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--verbose", action="store_true", help="log at INFO level")
+    _add_config_options(parser)
+    return parser
+
+
+def load_input(source: str, split: str | None):
+    """Utterances from a corpus root, folder tree or JSONL manifest (via amongus.corpora)."""
+    try:
+        from ..corpora import load_utterances
+    except ImportError:  # corpora not available: JSONL manifests only
+        load_utterances = None
+    if load_utterances is not None:
+        listing = load_utterances(source, split)
+        return listing.utterances, listing
+    from ..manifest import read_utterances
+
+    path = Path(source)
+    if path.suffix != ".jsonl":
+        raise SystemExit(f"{source}: expected a JSONL utterance manifest")
+    utterances = read_utterances(path)
+    for utterance in utterances:
+        if not Path(utterance.path).is_absolute():
+            utterance.path = str(path.parent / utterance.path)
+    return utterances, None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    config_fields = {spec.name for spec in dataclasses.fields(MixerConfig)}
+    overrides = json.loads(args.config.read_text()) if args.config else {}
+    overrides.update({key: value for key, value in vars(args).items() if key in config_fields})
+    for key, value in overrides.items():
+        if isinstance(value, list) and key not in ("noise_files", "channel_codecs"):
+            overrides[key] = tuple(value)
+    try:
+        config = MixerConfig.from_preset(args.preset, **overrides)
+    except ValueError as error:
+        parser.error(str(error))
+    from .mixer import Mixer
+
+    utterances, listing = load_input(args.input, args.split)
+    if listing is not None and getattr(listing, "problems", None):
+        print(listing.summary())
+    split = args.split or "-"
+    summary = Mixer(config).run(
+        utterances,
+        args.out,
+        n_mixtures=args.n_mixtures,
+        seed=args.seed,
+        workers=args.workers,
+        split=split,
+        progress=not args.no_progress,
+    )
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

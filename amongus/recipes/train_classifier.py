@@ -1,0 +1,392 @@
+"""Train a WavLM-architecture spoof classifier from scratch on clean single-speaker utterances.
+
+The model is ``transformers.WavLMForSequenceClassification`` with a small configuration (WavLM's
+convolutional front end and strides, fewer and narrower transformer layers), built by
+:func:`amongus.testing.classifiers.build_tiny_classifier` and saved in the Hugging Face format
+with its ``Wav2Vec2FeatureExtractor``, so ``SpoofClassifier.from_pretrained(folder)`` loads it
+exactly like ``abhishtagatya/wavlm-base-960h-asv19-deepfake``.
+
+Training: class-balanced batches (half bonafide, half spoof, drawn with replacement, so the
+minority class is not swamped), random crops of ``crop_seconds``, cross-entropy, AdamW with a
+linear warm-up, gradient clipping; every ``val_every`` steps the dev EER is measured and the best
+model so far is written. Seeded; bounded by ``--max-steps`` and ``--max-minutes``.
+
+Command line (``python -m amongus.recipes.train_classifier --help``)::
+
+    python -m amongus.recipes.train_classifier --train /work/corpus/minispoof \\
+        --val /work/corpus/minispoof --out amongus/data/models/wavlm-spoof-clean \\
+        --max-minutes 20 --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..labels import BONAFIDE, BONAFIDE_INDEX, SPOOF, SPOOF_INDEX
+from .training_data import (
+    LoadedUtterance,
+    TimeBudget,
+    describe_sources,
+    gather_utterances,
+    load_all,
+    seed_everything,
+    split_by_speaker,
+    write_json,
+)
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+ID2LABEL = {BONAFIDE_INDEX: BONAFIDE, SPOOF_INDEX: SPOOF}
+
+#: WavLMConfig sizes on top of ``tiny_wavlm_config_kwargs``; "small" is what the package ships.
+SIZES: dict[str, dict[str, Any]] = {
+    "tiny": dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2),
+    "small": dict(
+        hidden_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=512,
+        hidden_dropout=0.1,
+        attention_dropout=0.1,
+        activation_dropout=0.0,
+        final_dropout=0.1,
+        mask_time_prob=0.05,
+        mask_time_length=5,
+    ),
+}
+
+
+@dataclass
+class ClassifierTrainingConfig:
+    """Everything that decides a classifier training run (written to ``training_log.json``)."""
+
+    out_dir: str
+    train_sources: list[str]
+    val_sources: list[str] = field(default_factory=list)
+    train_split: str = "train"
+    val_split: str = "dev"
+    size: str = "small"
+    config_overrides: dict[str, Any] = field(default_factory=dict)
+    crop_seconds: float = 4.0
+    val_seconds: float = 6.0
+    batch_size: int = 16
+    learning_rate: float = 5e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    clip_grad_norm: float = 1.0
+    max_steps: int = 100_000
+    max_minutes: float | None = None
+    val_every: int = 100
+    max_utterance_seconds: float = 12.0
+    seed: int = 0
+    threads: int | None = 2
+
+    def validate(self) -> None:
+        if self.size not in SIZES:
+            raise ValueError(f"size must be one of {sorted(SIZES)}, got {self.size!r}")
+        if not self.train_sources:
+            raise ValueError("no training sources given")
+        if self.batch_size < 2 or self.batch_size % 2:
+            raise ValueError(f"batch_size must be even and >= 2 (balanced), got {self.batch_size}")
+        for name in ("crop_seconds", "val_seconds", "learning_rate"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+
+
+def equal_error_rate(bonafide_scores: np.ndarray, spoof_scores: np.ndarray) -> float:
+    """EER for validation (higher score = bonafide), from scikit-learn's ROC points.
+
+    The reported results use :func:`amongus.metrics.eer` (the ASVspoof algorithm); this is a
+    dependency-light monitor used to pick the best checkpoint.
+    """
+    from sklearn.metrics import roc_curve
+
+    labels = np.r_[np.ones(len(bonafide_scores)), np.zeros(len(spoof_scores))]
+    fpr, tpr, _ = roc_curve(labels, np.r_[bonafide_scores, spoof_scores])
+    fnr = 1 - tpr
+    index = int(np.nanargmin(np.abs(fnr - fpr)))
+    return float((fpr[index] + fnr[index]) / 2)
+
+
+def random_crop(audio: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ``n_samples`` window (the whole clip when it is shorter). Shape: ``[T] -> [T']``."""
+    if audio.shape[0] <= n_samples:
+        return audio
+    start = int(rng.integers(audio.shape[0] - n_samples + 1))
+    return audio[start : start + n_samples]
+
+
+class BalancedBatches:
+    """Endless class-balanced batches: ``batch_size // 2`` utterances of each class, with
+    replacement, each randomly cropped and given a random gain in ``[0.1, 1]`` of full scale."""
+
+    def __init__(self, items: Sequence[LoadedUtterance], *, crop_samples: int, seed: int):
+        self.by_class = {
+            index: [item for item in items if item.utterance.label == name]
+            for index, name in ID2LABEL.items()
+        }
+        for index, members in self.by_class.items():
+            if not members:
+                raise ValueError(f"the training data has no {ID2LABEL[index]!r} utterances")
+        self.crop_samples = crop_samples
+        self.rng = np.random.default_rng(seed)
+
+    def draw(self, batch_size: int) -> tuple[list[np.ndarray], list[int]]:
+        waveforms, labels = [], []
+        for _ in range(batch_size // 2):
+            for index, members in self.by_class.items():
+                item = members[int(self.rng.integers(len(members)))]
+                clip = random_crop(item.audio, self.crop_samples, self.rng)
+                peak = float(np.max(np.abs(clip))) + 1e-8
+                waveforms.append(clip * np.float32(self.rng.uniform(0.1, 1.0) / peak))
+                labels.append(index)
+        return waveforms, labels
+
+
+def build_model(config: ClassifierTrainingConfig, directory: Path):
+    """Write the seeded initial model with the project's builder; return (model, extractor)."""
+    from transformers import Wav2Vec2FeatureExtractor, WavLMForSequenceClassification
+
+    from ..testing.classifiers import build_tiny_classifier
+
+    overrides = {**SIZES[config.size], **config.config_overrides}
+    hidden = overrides.pop("hidden_size")
+    if "conv_dim" not in overrides:
+        overrides["conv_dim"] = (hidden,) * 7
+    build_tiny_classifier(
+        directory, id2label=ID2LABEL, seed=config.seed, hidden_size=hidden, **overrides
+    )
+    model = WavLMForSequenceClassification.from_pretrained(directory)
+    extractor = Wav2Vec2FeatureExtractor.from_pretrained(directory)
+    return model, extractor
+
+
+def _batch_inputs(extractor, waveforms: list[np.ndarray]):
+    return extractor(
+        waveforms,
+        sampling_rate=SAMPLE_RATE,
+        padding=True,
+        return_attention_mask=True,
+        return_tensors="pt",
+    )
+
+
+def validate_classifier(model, extractor, items, *, val_samples: int, batch_size: int) -> dict:
+    """Dev loss, accuracy and EER on the first ``val_samples`` of every item."""
+    import torch
+
+    model.eval()
+    scores, labels, losses = [], [], []
+    with torch.inference_mode():
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            inputs = _batch_inputs(extractor, [item.audio[:val_samples] for item in chunk])
+            target = torch.tensor([SPOOF_INDEX if i.utterance.label == SPOOF else 0 for i in chunk])
+            logits = model(**inputs).logits
+            losses.append(torch.nn.functional.cross_entropy(logits, target, reduction="sum").item())
+            scores.append((logits[:, BONAFIDE_INDEX] - logits[:, SPOOF_INDEX]).numpy())
+            labels.append(target.numpy())
+    model.train()
+    cm_score, label = np.concatenate(scores), np.concatenate(labels)
+    predicted = np.where(cm_score > 0, BONAFIDE_INDEX, SPOOF_INDEX)
+    return {
+        "loss": float(np.sum(losses) / len(items)),
+        "accuracy": float(np.mean(predicted == label)),
+        "eer": equal_error_rate(cm_score[label == BONAFIDE_INDEX], cm_score[label == SPOOF_INDEX]),
+    }
+
+
+def _load_items(config: ClassifierTrainingConfig):
+    train_items = load_all(
+        gather_utterances(config.train_sources, split=config.train_split),
+        sample_rate=SAMPLE_RATE,
+        min_seconds=0.3,
+        max_seconds=config.max_utterance_seconds,
+    )
+    if config.val_sources:
+        val_items = load_all(
+            gather_utterances(config.val_sources, split=config.val_split),
+            sample_rate=SAMPLE_RATE,
+            min_seconds=0.3,
+            max_seconds=config.val_seconds,
+        )
+    else:
+        train_items, val_items = split_by_speaker(train_items, fraction=0.1, seed=config.seed)
+    return train_items, val_items
+
+
+def train_classifier(config: ClassifierTrainingConfig, *, progress: bool = True) -> dict[str, Any]:
+    """Train the classifier; the best dev-EER model is saved (HF format) in ``out_dir``.
+
+    Returns the training log (also written to ``out_dir/training_log.json``).
+    """
+    import torch
+    from tqdm import tqdm
+
+    config.validate()
+    budget = TimeBudget(config.max_minutes)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    seed_everything(config.seed)
+    out_dir = Path(config.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    train_items, val_items = _load_items(config)
+    counts = {
+        name: sum(i.utterance.label == name for i in train_items) for name in ID2LABEL.values()
+    }
+    logger.info("training utterances per class: %s; validation: %d", counts, len(val_items))
+    model, extractor = build_model(config, out_dir)
+    model.train()
+    batches = BalancedBatches(
+        train_items, crop_samples=int(config.crop_seconds * SAMPLE_RATE), seed=config.seed
+    )
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / max(1, config.warmup_steps))
+    )
+    val_options = dict(val_samples=int(config.val_seconds * SAMPLE_RATE), batch_size=16)
+    initial = validate_classifier(model, extractor, val_items, **val_options)
+    history: list[dict[str, Any]] = [{"step": 0, **initial, "elapsed_s": 0.0}]
+    best = {"step": 0, **initial}
+    best_state = copy.deepcopy(model.state_dict())
+    running, n_running, step, stop_reason = 0.0, 0, 0, "max_steps"
+    bar = tqdm(total=config.max_steps, desc="train classifier", disable=not progress)
+    while step < config.max_steps:
+        if budget.expired():
+            stop_reason = "max_minutes"
+            break
+        waveforms, labels = batches.draw(config.batch_size)
+        inputs = _batch_inputs(extractor, waveforms)
+        logits = model(**inputs).logits
+        loss = torch.nn.functional.cross_entropy(logits, torch.tensor(labels))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"step {step}: non-finite loss; lower the learning rate")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        running += loss.item()
+        n_running += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if step % config.val_every == 0:
+            metrics = validate_classifier(model, extractor, val_items, **val_options)
+            record = {
+                "step": step,
+                "train_loss": running / n_running,
+                **metrics,
+                "elapsed_s": round(budget.elapsed, 1),
+            }
+            history.append(record)
+            logger.info("validation %s", record)
+            running, n_running = 0.0, 0
+            if (metrics["eer"], metrics["loss"]) < (best["eer"], best["loss"]):
+                best = {"step": step, **metrics}
+                best_state = copy.deepcopy(model.state_dict())
+                model.save_pretrained(out_dir)
+    bar.close()
+    final = validate_classifier(model, extractor, val_items, **val_options)
+    if (final["eer"], final["loss"]) < (best["eer"], best["loss"]):
+        best = {"step": step, **final}
+        best_state = copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    model.eval()
+    model.save_pretrained(out_dir)
+    extractor.save_pretrained(out_dir)
+    log = {
+        "config": asdict(config),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "steps": step,
+        "stop_reason": stop_reason,
+        "wall_seconds": round(budget.elapsed, 1),
+        "class_counts": counts,
+        "best": best,
+        "initial": initial,
+        "history": history,
+        "train_data": describe_sources(train_items, SAMPLE_RATE),
+        "val_data": describe_sources(val_items, SAMPLE_RATE),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_json(out_dir / "training_log.json", log)
+    return log
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m amongus.recipes.train_classifier",
+        description="Train a WavLM-architecture spoof classifier from scratch on clean "
+        "utterances (class-balanced, seeded); save it in the Hugging Face format.",
+    )
+    parser.add_argument("--out", required=True, help="output folder (Hugging Face format)")
+    parser.add_argument(
+        "--train",
+        action="append",
+        required=True,
+        help="training source (repeatable): corpus root / JSONL / CSV manifest",
+    )
+    parser.add_argument("--val", action="append", default=[], help="validation source(s)")
+    parser.add_argument("--train-split", default="train")
+    parser.add_argument("--val-split", default="dev")
+    parser.add_argument("--size", choices=sorted(SIZES), default="small")
+    parser.add_argument("--crop-seconds", type=float, default=4.0)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--warmup-steps", type=int, default=100)
+    parser.add_argument("--max-steps", type=int, default=100_000)
+    parser.add_argument("--max-minutes", type=float, default=None)
+    parser.add_argument("--val-every", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    config = ClassifierTrainingConfig(
+        out_dir=args.out,
+        train_sources=args.train,
+        val_sources=args.val,
+        train_split=args.train_split,
+        val_split=args.val_split,
+        size=args.size,
+        crop_seconds=args.crop_seconds,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        warmup_steps=args.warmup_steps,
+        max_steps=args.max_steps,
+        max_minutes=args.max_minutes,
+        val_every=args.val_every,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    log = train_classifier(config, progress=not args.no_progress)
+    best = log["best"]
+    print(
+        f"classifier: {log['parameters']} parameters, {log['steps']} steps in "
+        f"{log['wall_seconds'] / 60:.1f} min ({log['stop_reason']}); best dev EER "
+        f"{100 * best['eer']:.2f}% accuracy {100 * best['accuracy']:.1f}% (step {best['step']}) "
+        f"-> {config.out_dir}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""Shared pieces of the training recipes: which audio to use, loading it once, a wall-time budget.
+
+The recipes accept *sources* in several forms, so the same command works on the corpus built by
+``python -m amongus.recipes.minispoof``, on a user's own data and on a folder of plain speech:
+
+* an ASVspoof-layout corpus root, a real/fake folder tree or a JSONL utterance manifest (read by
+  :func:`amongus.corpora.load_utterances`, with the ``split`` asked for);
+* a CSV manifest with at least ``path`` and ``label`` columns (paths relative to the CSV file;
+  optional ``speaker``, ``system``, ``corpus`` and ``licence`` columns), such as
+  ``../shared/data/real/manifest.csv``;
+* a folder of audio files without labels (every file is bonafide speech, the speaker is the
+  file's parent folder): enough for separator training, which needs speech, not labels.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..audio import AudioError, load_audio
+from ..manifest import Utterance
+
+logger = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3")
+
+
+class TimeBudget:
+    """A wall-clock budget: ``expired()`` turns true once ``max_minutes`` have passed.
+
+    ``max_minutes=None`` never expires. Training loops check it between steps and stop cleanly.
+    """
+
+    def __init__(self, max_minutes: float | None):
+        if max_minutes is not None and max_minutes <= 0:
+            raise ValueError(f"max_minutes must be > 0, got {max_minutes}")
+        self.max_seconds = None if max_minutes is None else 60.0 * max_minutes
+        self.started = time.monotonic()
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def expired(self) -> bool:
+        return self.max_seconds is not None and self.elapsed >= self.max_seconds
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def read_csv_manifest(path: str | os.PathLike) -> list[Utterance]:
+    """Utterances from a CSV with ``path`` and ``label`` columns (paths relative to the CSV)."""
+    path = Path(path)
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"path", "label"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: CSV manifest lacks column(s) {sorted(missing)}")
+        utterances = []
+        for row in reader:
+            audio_path = Path(row["path"])
+            if not audio_path.is_absolute():
+                audio_path = path.parent / audio_path
+            utterances.append(
+                Utterance(
+                    utt_id=audio_path.stem,
+                    path=str(audio_path),
+                    label=row["label"],
+                    speaker=row.get("speaker") or "-",
+                    system=row.get("system") or "-",
+                    source=row.get("corpus") or path.parent.name,
+                    licence=row.get("licence") or "-",
+                    duration=float(row["duration"]) if row.get("duration") else None,
+                )
+            )
+    return utterances
+
+
+def read_audio_folder(root: str | os.PathLike) -> list[Utterance]:
+    """Every audio file under ``root`` as bonafide speech; the speaker is the parent folder."""
+    root = Path(root)
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    return [
+        Utterance(
+            utt_id=f"{file.parent.name}-{file.stem}",
+            path=str(file),
+            label="bonafide",
+            speaker=file.parent.name,
+            source=str(root),
+        )
+        for file in files
+    ]
+
+
+def gather_utterances(sources: Iterable[str], *, split: str | None = None) -> list[Utterance]:
+    """The utterances of every source (see the module docstring for the accepted forms).
+
+    ``split`` is passed to corpus readers; CSV manifests and plain audio folders have no split
+    and are used whole. A prefix ``audio:`` forces a path to be read as a plain audio folder.
+    """
+    utterances: list[Utterance] = []
+    for source in sources:
+        if source.startswith("audio:"):
+            found = read_audio_folder(source.removeprefix("audio:"))
+        elif source.endswith(".csv"):
+            found = read_csv_manifest(source)
+        else:
+            from ..corpora import load_utterances
+
+            listing = load_utterances(source, split=split)
+            if listing.problems:
+                logger.warning("%s: %d problem(s) while listing", source, len(listing.problems))
+            found = list(listing.utterances)
+        if not found:
+            raise ValueError(f"{source}: no utterances found (split={split!r})")
+        logger.info("%s: %d utterances", source, len(found))
+        utterances.extend(found)
+    return utterances
+
+
+@dataclass
+class LoadedUtterance:
+    """An utterance's audio, loaded once at the training rate."""
+
+    utterance: Utterance
+    audio: np.ndarray  # [T] float32
+
+
+def load_all(
+    utterances: Sequence[Utterance],
+    *,
+    sample_rate: int,
+    min_seconds: float = 0.5,
+    max_seconds: float | None = None,
+    progress: bool = True,
+) -> list[LoadedUtterance]:
+    """Load (and resample) every utterance once; unreadable or too short files are skipped.
+
+    ``max_seconds`` keeps only the first seconds of long files (bounds memory). Skipped files
+    are counted in the log, never silently dropped.
+    """
+    from tqdm import tqdm
+
+    loaded, skipped = [], []
+    for utterance in tqdm(utterances, desc="loading audio", disable=not progress):
+        try:
+            audio, _ = load_audio(utterance.path, sample_rate=sample_rate, min_duration=min_seconds)
+        except AudioError as error:
+            skipped.append((utterance.path, error.problem))
+            continue
+        if max_seconds is not None:
+            audio = audio[: int(max_seconds * sample_rate)]
+        loaded.append(LoadedUtterance(utterance, np.ascontiguousarray(audio, dtype=np.float32)))
+    if skipped:
+        logger.warning("skipped %d file(s), first: %s", len(skipped), skipped[0])
+    if not loaded:
+        raise ValueError("no usable audio among the training sources")
+    return loaded
+
+
+def split_by_speaker(
+    items: Sequence[LoadedUtterance], *, fraction: float, seed: int
+) -> tuple[list[LoadedUtterance], list[LoadedUtterance]]:
+    """Hold out about ``fraction`` of the speakers (seeded): ``(kept, held_out)``."""
+    speakers = sorted({item.utterance.speaker for item in items})
+    rng = random.Random(seed)
+    rng.shuffle(speakers)
+    n_held = max(1, round(fraction * len(speakers))) if len(speakers) > 1 else 0
+    held = set(speakers[:n_held])
+    kept = [item for item in items if item.utterance.speaker not in held]
+    held_out = [item for item in items if item.utterance.speaker in held]
+    if not held_out:  # one speaker only: hold out utterances instead
+        order = list(range(len(items)))
+        rng.shuffle(order)
+        n_held = max(1, round(fraction * len(items)))
+        held_out = [items[i] for i in order[:n_held]]
+        kept = [items[i] for i in order[n_held:]]
+    return kept, held_out
+
+
+def describe_sources(items: Sequence[LoadedUtterance], sample_rate: int) -> dict:
+    """Counts and hours per source corpus and label, for the training log and model card."""
+    summary: dict[str, dict[str, float]] = {}
+    for item in items:
+        key = f"{item.utterance.source} [{item.utterance.label}]"
+        entry = summary.setdefault(key, {"utterances": 0, "hours": 0.0})
+        entry["utterances"] += 1
+        entry["hours"] += item.audio.shape[0] / sample_rate / 3600
+    return {key: {**value, "hours": round(value["hours"], 3)} for key, value in summary.items()}
+
+
+def write_json(path: str | os.PathLike, data: dict) -> Path:
+    """Write ``data`` as indented JSON (atomic rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", "utf-8")
+    os.replace(tmp, path)
+    return path

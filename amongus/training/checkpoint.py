@@ -1,0 +1,162 @@
+"""Atomic, resumable checkpoints.
+
+A checkpoint is a folder ``<output>/checkpoints/step-<global step>`` holding:
+
+* ``model/``: the classifier in Hugging Face format (``save_pretrained``: config, safetensors
+  weights, feature-extractor settings), loadable by ``SpoofClassifier.from_pretrained``;
+* Accelerate's state (``accelerator.save_state``): optimizer, scheduler, gradient scaler and the
+  RNG states (python, numpy, torch, CUDA) of every process;
+* ``trainer_state.json``: epoch, step within the epoch, global step, the sampler's batches for
+  the epoch, the best validation EER so far and the history rows.
+
+It is written under a temporary name (``.tmp-step-...``) and renamed when complete, so a
+process killed at any moment leaves either the previous checkpoint or the new one, never half of
+one. :func:`latest_checkpoint` only sees complete ones.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .stream_cache import atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "trainer_state.json"
+MODEL_DIR = "model"
+_NAME = re.compile(r"^step-(\d+)$")
+
+
+def checkpoint_name(global_step: int) -> str:
+    return f"step-{global_step:09d}"
+
+
+def list_checkpoints(root: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints under ``root``, oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        match = _NAME.match(child.name)
+        if match and (child / STATE_FILE).is_file():
+            found.append((int(match.group(1)), child))
+    return [path for _, path in sorted(found)]
+
+
+def latest_checkpoint(root: str | os.PathLike) -> Path | None:
+    checkpoints = list_checkpoints(root)
+    return checkpoints[-1] if checkpoints else None
+
+
+def read_trainer_state(checkpoint: str | os.PathLike) -> dict[str, Any]:
+    path = Path(checkpoint) / STATE_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: unreadable trainer state ({error})") from error
+
+
+def save_checkpoint(
+    accelerator,
+    root: str | os.PathLike,
+    *,
+    global_step: int,
+    state: dict[str, Any],
+    keep: int,
+) -> Path:
+    """Write a checkpoint atomically (all processes call this); returns its folder.
+
+    The model is written in Hugging Face format by the save hook the Trainer registers
+    (:func:`register_hf_model_hooks`); ``state`` goes to ``trainer_state.json``.
+    """
+    root = Path(root)
+    final = root / checkpoint_name(global_step)
+    tmp = root / f".tmp-{checkpoint_name(global_step)}"
+    if accelerator.is_main_process:
+        root.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        atomic_write_text(tmp / STATE_FILE, json.dumps(state, sort_keys=True) + "\n")
+        if final.exists():  # the same step written again after a resume: replace it
+            old = root / f".old-{checkpoint_name(global_step)}"
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, final)
+        for stale in list_checkpoints(root)[:-keep]:
+            shutil.rmtree(stale, ignore_errors=True)
+        for leftover in root.glob(".tmp-*"):
+            if leftover != tmp:
+                shutil.rmtree(leftover, ignore_errors=True)
+        logger.info("checkpoint written: %s", final)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def register_hf_model_hooks(accelerator, classifier) -> None:
+    """Make ``save_state``/``load_state`` write and read the model in Hugging Face format.
+
+    The weights are then stored once per checkpoint, as ``model/`` (``save_pretrained``), instead
+    of Accelerate's own ``model.safetensors``.
+    """
+
+    def save_hook(models, weights, output_dir):
+        if accelerator.is_main_process:
+            classifier.save_pretrained(Path(output_dir) / MODEL_DIR)
+        while weights:  # do not save the weights a second time
+            weights.pop()
+
+    def load_hook(models, input_dir):
+        from safetensors.torch import load_file
+
+        folder = Path(input_dir) / MODEL_DIR
+        files = sorted(folder.glob("*.safetensors"))
+        if not files:
+            raise ValueError(f"{folder}: no safetensors weights in the checkpoint")
+        state = {}
+        for file in files:
+            state.update(load_file(str(file)))
+        while models:
+            model = accelerator.unwrap_model(models.pop())
+            missing, unexpected = model.load_state_dict(state, strict=False)
+            if unexpected or missing:
+                raise ValueError(
+                    f"{folder}: weights do not match the model (missing {missing[:5]}, "
+                    f"unexpected {unexpected[:5]})"
+                )
+
+    accelerator.register_save_state_pre_hook(save_hook)
+    accelerator.register_load_state_pre_hook(load_hook)
+
+
+def save_model_atomically(classifier, directory: str | os.PathLike) -> Path:
+    """``classifier.save_pretrained`` into a temporary folder renamed over ``directory``."""
+    directory = Path(directory)
+    tmp = directory.with_name(f".tmp-{directory.name}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    classifier.save_pretrained(tmp)
+    if directory.exists():
+        old = directory.with_name(f".old-{directory.name}")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, directory)
+    return directory

@@ -1,0 +1,243 @@
+"""``TrainerConfig``: every option of the classifier fine-tuning, typed and documented.
+
+The config is a plain dataclass. Each field carries its help text in ``metadata["help"]``; the
+command line (``python -m amongus.train``) is generated from these fields, so every option is
+documented in one place. A config round-trips through JSON (``to_dict`` / ``from_dict``) and is
+saved with every run (``trainer_config.json``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FREEZE_CHOICES = ("none", "feature_encoder", "base")
+ASSIGNMENT_CHOICES = ("signal", "labels")
+MIXED_PRECISION_CHOICES = ("auto", "no", "fp16", "bf16")
+CACHE_DTYPE_CHOICES = ("float16", "float32")
+LOG_WITH_CHOICES = ("auto", "none", "tensorboard", "wandb", "all")
+
+
+def _opt(default: Any, help: str, **extra: Any) -> Any:  # noqa: A002 - mirrors argparse
+    metadata = {"help": help, **extra}
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class TrainerConfig:
+    """Options of :class:`amongus.training.Trainer` (all keyword, all with defaults but the data).
+
+    Example:
+        >>> config = TrainerConfig(  # doctest: +SKIP
+        ...     train_mixtures="mix/train/mixtures.jsonl", classifier="models/wavlm",
+        ...     separator="sepformer", output_dir="runs/ft", epochs=3, batch_size=8,
+        ...     train_layers="first:5,last:5", class_weights=[0.1, 0.9])
+    """
+
+    # data
+    train_mixtures: str | None = _opt(
+        None, "mixture manifest (mixtures.jsonl written by the Mixer) to train on", required=True
+    )
+    val_mixtures: str | None = _opt(
+        None,
+        "mixture manifest to validate on; when omitted, a seeded fraction (--val-fraction) of "
+        "the training mixtures is held out (split by mixture)",
+    )
+    val_fraction: float = _opt(
+        0.1, "fraction of the training mixtures held out for validation when no --val-mixtures"
+    )
+    data_fraction: float = _opt(
+        1.0,
+        "seeded fraction of the training mixtures used (e.g. 0.1, 0.5, 1.0); applied after the "
+        "validation split, so validation never changes with it",
+    )
+    output_dir: str = _opt("runs/train", "run folder: checkpoints, best model, history, logs")
+    cache_dir: str | None = _opt(
+        None,
+        "stream cache folder (default <output-dir>/stream_cache); share it between runs to "
+        "separate each mixture only once",
+    )
+    cache_dtype: str = _opt(
+        "float16",
+        "dtype of cached streams: float16 halves the disk, float32 is exact",
+        choices=CACHE_DTYPE_CHOICES,
+    )
+    # models
+    classifier: str | None = _opt(
+        None,
+        "classifier to fine-tune: a Hugging Face folder or hub id (WavLMForSequenceClassification "
+        "or any AutoModelForAudioClassification)",
+        required=True,
+    )
+    separator: str = _opt(
+        "sepformer",
+        "frozen separator: oracle, passthrough, sepformer, convtasnet, a checkpoint path or hub id",
+    )
+    separator_options: dict[str, Any] = _opt(
+        {}, "extra options for load_separator, as JSON (e.g. '{\"n_src\": 2}')"
+    )
+    separation_batch_size: int = _opt(4, "mixtures per separator call while filling the cache")
+    chunk_seconds: float | None = _opt(
+        None, "separate long mixtures in overlapping chunks of this many seconds (None: whole)"
+    )
+    assignment: str = _opt(
+        "signal",
+        "stream labels: 'signal' assigns streams to reference sources by SI-SDR (best "
+        "permutation), 'labels' is the study's label permutation: loss = min over permutations "
+        "of the summed cross-entropy",
+        choices=ASSIGNMENT_CHOICES,
+    )
+    # optimisation
+    epochs: int = _opt(3, "number of epochs")
+    batch_size: int = _opt(
+        4, "mixtures per batch (each contributes all its streams, so 2-source mixtures give 2x)"
+    )
+    grad_accum_steps: int = _opt(2, "batches whose gradients are summed per optimizer step")
+    learning_rate: float = _opt(1e-5, "AdamW peak learning rate")
+    weight_decay: float = _opt(0.01, "AdamW weight decay")
+    adam_betas: list[float] = _opt([0.9, 0.999], "AdamW betas")
+    adam_eps: float = _opt(1e-8, "AdamW epsilon")
+    warmup_ratio: float = _opt(
+        0.1, "fraction of the optimizer steps used for linear warm-up (then linear decay to 0)"
+    )
+    warmup_steps: int | None = _opt(None, "warm-up steps; overrides --warmup-ratio when given")
+    max_grad_norm: float = _opt(1.0, "gradient clipping norm (0 disables)")
+    class_weights: list[float] | None = _opt(
+        None,
+        "cross-entropy class weights in the classifier's class-index order (config.id2label); "
+        "for id2label {0: bonafide, 1: spoof}, [0.1, 0.9] weights spoof 0.9",
+    )
+    mixed_precision: str = _opt(
+        "auto",
+        "auto = bf16 on GPUs that support it, else fp16 on CUDA, 'no' on CPU",
+        choices=MIXED_PRECISION_CHOICES,
+    )
+    seed: int = _opt(0, "seed of everything: split, data fraction, data order, crops, dropout")
+    deterministic: bool = _opt(
+        True, "torch.use_deterministic_algorithms (warn only) for bit-reproducible resumes"
+    )
+    # what trains
+    freeze: str = _opt(
+        "feature_encoder",
+        "'feature_encoder' freezes the convolutional front end (model.freeze_feature_encoder), "
+        "'base' freezes the whole base model so only the head trains, 'none' trains everything",
+        choices=FREEZE_CHOICES,
+    )
+    train_layers: str | None = _opt(
+        None,
+        "train only these transformer layers (plus the head): 'first:5,last:5', '0,1,10-11'; "
+        "the rest of the base model is frozen",
+    )
+    # streams
+    max_seconds: float | None = _opt(
+        4.0,
+        "crop training streams to this many seconds (seeded random window per epoch; validation "
+        "takes the centre window); None keeps whole streams",
+    )
+    bucket_size: int = _opt(
+        50, "length bucketing: sort windows of bucket_size batches by length (1 disables)"
+    )
+    num_workers: int = _opt(0, "DataLoader worker processes")
+    # bookkeeping
+    checkpoint_every_steps: int | None = _opt(
+        None, "also checkpoint every N optimizer steps (always at the end of each epoch)"
+    )
+    keep_checkpoints: int = _opt(2, "number of most recent checkpoints kept")
+    resume: bool = _opt(
+        True, "continue from the last complete checkpoint in --output-dir when there is one"
+    )
+    log_with: str = _opt(
+        "auto",
+        "trackers: auto = TensorBoard, plus W&B when wandb is installed and WANDB_MODE or "
+        "WANDB_API_KEY is set",
+        choices=LOG_WITH_CHOICES,
+    )
+    log_every_steps: int = _opt(10, "log the training loss every N optimizer steps")
+    eval_batch_size: int = _opt(8, "mixtures per validation batch")
+    throttle_seconds: float = _opt(
+        0.0, "sleep after each optimizer step (testing aid for kill/resume; leave at 0)"
+    )
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the option and the problem."""
+
+        def bad(name: str, problem: str) -> ValueError:
+            return ValueError(f"TrainerConfig.{name}: {problem}")
+
+        if self.freeze not in FREEZE_CHOICES:
+            raise bad("freeze", f"{self.freeze!r} is not one of {FREEZE_CHOICES}")
+        if self.assignment not in ASSIGNMENT_CHOICES:
+            raise bad("assignment", f"{self.assignment!r} is not one of {ASSIGNMENT_CHOICES}")
+        if self.mixed_precision not in MIXED_PRECISION_CHOICES:
+            raise bad("mixed_precision", f"{self.mixed_precision!r} not in {MIXED_PRECISION_CHOICES}")
+        if self.cache_dtype not in CACHE_DTYPE_CHOICES:
+            raise bad("cache_dtype", f"{self.cache_dtype!r} is not one of {CACHE_DTYPE_CHOICES}")
+        if self.log_with not in LOG_WITH_CHOICES:
+            raise bad("log_with", f"{self.log_with!r} is not one of {LOG_WITH_CHOICES}")
+        if not 0.0 < self.data_fraction <= 1.0:
+            raise bad("data_fraction", f"must be in (0, 1], got {self.data_fraction}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise bad("val_fraction", f"must be in [0, 1), got {self.val_fraction}")
+        for name in ("epochs", "batch_size", "grad_accum_steps", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise bad(name, f"must be >= 1, got {getattr(self, name)}")
+        if self.bucket_size < 1:
+            raise bad("bucket_size", f"must be >= 1, got {self.bucket_size}")
+        if self.learning_rate <= 0:
+            raise bad("learning_rate", f"must be > 0, got {self.learning_rate}")
+        if not 0.0 <= self.warmup_ratio <= 1.0:
+            raise bad("warmup_ratio", f"must be in [0, 1], got {self.warmup_ratio}")
+        if self.max_grad_norm < 0:
+            raise bad("max_grad_norm", f"must be >= 0, got {self.max_grad_norm}")
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise bad("max_seconds", f"must be > 0 or None, got {self.max_seconds}")
+        if self.checkpoint_every_steps is not None and self.checkpoint_every_steps < 1:
+            raise bad("checkpoint_every_steps", "must be >= 1 or None")
+        if self.keep_checkpoints < 1:
+            raise bad("keep_checkpoints", f"must be >= 1, got {self.keep_checkpoints}")
+        if self.class_weights is not None:
+            if len(self.class_weights) < 2 or any(w < 0 for w in self.class_weights):
+                raise bad("class_weights", f"need >= 2 non-negative weights, got {self.class_weights}")
+        if len(self.adam_betas) != 2:
+            raise bad("adam_betas", f"need two values, got {self.adam_betas}")
+        if self.train_layers is not None:
+            from .freezing import parse_layer_spec
+
+            parse_layer_spec(self.train_layers, n_layers=None)  # syntax check
+
+    # --- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainerConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"TrainerConfig: unknown options {unknown}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> TrainerConfig:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path}: cannot read the trainer config ({error})") from error
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> TrainerConfig:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return Path(self.cache_dir) if self.cache_dir else Path(self.output_dir) / "stream_cache"

@@ -1,0 +1,216 @@
+"""Fill the stream cache: separate each mixture once with the frozen separator.
+
+For every mixture that the cache does not hold yet: load it, render its reference sources
+(``amongus.mix.render.render_sources``), separate it at the separator's rate under
+``torch.inference_mode()`` (the separator is in eval mode with ``requires_grad=False``), resample
+the streams to the classifier's rate, assign streams to references by SI-SDR (best permutation,
+``amongus.scoring``) and store streams + assignment in the cache. Under ``accelerate launch``
+each process fills its own shard of the mixtures.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..audio import load_audio, resample
+from .stream_cache import CacheEntry, StreamCache
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FillReport:
+    """What a cache fill did: entries found, mixtures separated, and their audio seconds."""
+
+    hits: int = 0
+    separated: int = 0
+    separated_seconds: float = 0.0
+
+    def __str__(self) -> str:
+        return (
+            f"stream cache: {self.hits} hits, {self.separated} mixtures separated "
+            f"({self.separated_seconds:.1f} s of audio)"
+        )
+
+
+def freeze_separator(separator) -> list:
+    """Put every ``torch.nn.Module`` held by a separator in eval mode without gradients.
+
+    Returns the modules found (the separator itself when it is a module).
+    """
+    import torch
+
+    modules = []
+    candidates = [separator, *vars(separator).values()] if hasattr(separator, "__dict__") else []
+    for candidate in candidates:
+        if isinstance(candidate, torch.nn.Module) and all(candidate is not m for m in modules):
+            candidate.eval()
+            candidate.requires_grad_(False)
+            modules.append(candidate)
+    return modules
+
+
+def _references(mixture) -> np.ndarray | None:
+    """``[S, T]`` reference sources at the mixture rate, or ``None`` when they cannot be rendered."""
+    try:
+        from ..mix.render import render_sources
+
+        return np.asarray(render_sources(mixture), dtype=np.float32)
+    except (ImportError, OSError, ValueError) as error:
+        logger.warning("%s: reference sources unavailable (%s)", mixture.mixture_id, error)
+        return None
+
+
+def _fit(array: np.ndarray, length: int) -> np.ndarray:
+    """Crop or zero-pad the last axis to ``length``. Shape: ``[..., T] -> [..., length]``."""
+    if array.shape[-1] >= length:
+        return array[..., :length]
+    pad = [(0, 0)] * (array.ndim - 1) + [(0, length - array.shape[-1])]
+    return np.pad(array, pad)
+
+
+def assign_by_signal(streams: np.ndarray, references: np.ndarray):
+    """Signal assignment: best permutation of -SI-SDR; returns ``(perm, si_sdr per stream)``.
+
+    Shape: ``streams [S, T], references [S, T']`` (cropped/padded to the streams' length).
+    """
+    from ..scoring import best_permutation, pairwise_cost
+
+    references = _fit(references, streams.shape[-1])
+    cost = pairwise_cost(streams, references)
+    perm = best_permutation(cost)
+    return list(perm), [float(-cost[index, ref]) for index, ref in enumerate(perm)]
+
+
+def separate_batch(separator, mixtures: Sequence, *, stream_rate: int, chunk_seconds=None):
+    """Separate mixtures that share a sample rate; yields ``(mixture, streams [S, T], refs)``.
+
+    ``streams`` are at ``stream_rate``; ``refs`` ``[S, T]`` at ``stream_rate`` (or ``None``).
+    """
+    import torch
+
+    rate = mixtures[0].sample_rate
+    sep_rate = separator.sample_rate or rate
+    audios, references = [], []
+    for mixture in mixtures:
+        audio, _ = load_audio(mixture.path, sample_rate=rate, allow_silent=True)
+        audios.append(resample(audio, rate, sep_rate))
+        refs = _references(mixture)
+        references.append(None if refs is None else _fit(refs, len(audio)))
+    lengths = [len(audio) for audio in audios]
+    longest = max(lengths)
+    batch = torch.zeros(len(audios), longest)
+    for row, audio in enumerate(audios):
+        batch[row, : len(audio)] = torch.from_numpy(np.ascontiguousarray(audio))
+    reference_batch = None
+    if all(refs is not None for refs in references) and len({r.shape[0] for r in references}) == 1:
+        reference_batch = torch.zeros(len(audios), references[0].shape[0], longest)
+        for row, refs in enumerate(references):
+            refs = _fit(resample(refs, rate, sep_rate), lengths[row])
+            reference_batch[row, :, : lengths[row]] = torch.from_numpy(np.ascontiguousarray(refs))
+    length_tensor = torch.tensor(lengths)
+    with torch.inference_mode():
+        if chunk_seconds:
+            from ..separation.chunking import separate_chunked
+
+            separated = separate_chunked(
+                separator,
+                batch,
+                length_tensor,
+                chunk_seconds=chunk_seconds,
+                overlap_seconds=min(1.0, chunk_seconds / 4),
+                sample_rate=sep_rate,
+            )
+        elif reference_batch is not None:
+            separated = separator.separate(batch, length_tensor, references=reference_batch)
+        else:
+            separated = separator.separate(batch, length_tensor)
+    for row, mixture in enumerate(mixtures):
+        streams = separated[row, :, : lengths[row]].float().cpu()
+        streams = resample(streams, sep_rate, stream_rate).numpy()
+        refs = references[row]
+        if refs is not None:
+            refs = resample(refs, rate, stream_rate)
+        yield mixture, streams, refs
+
+
+def fill_cache(
+    cache: StreamCache,
+    mixtures: Sequence,
+    separator,
+    *,
+    batch_size: int = 4,
+    chunk_seconds: float | None = None,
+    shard: tuple[int, int] = (0, 1),
+    progress: bool = True,
+) -> tuple[dict[str, CacheEntry], FillReport]:
+    """Make sure every mixture of this process' shard is in the cache.
+
+    Args:
+        cache: the stream cache (its ``stream_rate`` is the classifier's).
+        mixtures: ``Mixture`` records.
+        separator: a loaded separator; it is frozen here.
+        batch_size: mixtures per separator call (grouped by sample rate, sorted by length).
+        chunk_seconds: separate in overlapping chunks (``separate_chunked``) when given.
+        shard: ``(index, count)``: this process fills mixtures ``index::count``.
+
+    Returns:
+        ``(entries by mixture id for this shard, FillReport)``.
+    """
+    from tqdm.auto import tqdm
+
+    freeze_separator(separator)
+    index, count = shard
+    mine = list(mixtures)[index::count]
+    report = FillReport()
+    entries: dict[str, CacheEntry] = {}
+    missing = []
+    for mixture in mine:
+        entry = cache.lookup(mixture)
+        if entry is None:
+            missing.append(mixture)
+        else:
+            entries[mixture.mixture_id] = entry
+            report.hits += 1
+    if not missing:
+        return entries, report
+    missing.sort(key=lambda m: (m.sample_rate, m.num_samples or 0, m.mixture_id))
+    groups: list[list] = []
+    for mixture in missing:
+        if groups and len(groups[-1]) < batch_size and groups[-1][0].sample_rate == mixture.sample_rate:
+            groups[-1].append(mixture)
+        else:
+            groups.append([mixture])
+    bar = tqdm(total=len(missing), desc="separating (once)", unit="mix", disable=not progress)
+    for group in groups:
+        fingerprints = {m.mixture_id: cache.fingerprint(m.path) for m in group}
+        results = separate_batch(
+            separator, group, stream_rate=cache.stream_rate, chunk_seconds=chunk_seconds
+        )
+        for mixture, streams, refs in results:
+            permutation = si = None
+            if refs is not None and refs.shape[0] == streams.shape[0]:
+                permutation, si = assign_by_signal(streams, refs)
+            elif refs is not None:
+                logger.warning(
+                    "%s: %d streams for %d sources; no signal assignment",
+                    mixture.mixture_id,
+                    streams.shape[0],
+                    refs.shape[0],
+                )
+            entries[mixture.mixture_id] = cache.put(
+                mixture,
+                streams,
+                permutation=permutation,
+                si_sdr=si,
+                fingerprint=fingerprints[mixture.mixture_id],
+            )
+            report.separated += 1
+            report.separated_seconds += streams.shape[-1] / cache.stream_rate
+            bar.update(1)
+    bar.close()
+    return entries, report

@@ -1,0 +1,259 @@
+"""The Gradio demo: upload checks as functions, then the real app driven in headless Chromium.
+
+The browser tests start ``python -m amongus.app`` as a subprocess on a free port with tiny models
+(a random ConvTasNet and a random WavLM classifier in their real formats) and drive it with
+Playwright using the system ``chromium`` (Debian package; CI installs it with scripts/setup.sh).
+They skip, saying why, only when chromium or Playwright is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from amongus.app import UploadError, check_upload
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+MAX_UPLOAD_MB = 1.0  # small limit so that the oversize case needs only a small file
+
+
+# --- upload checks, no browser ------------------------------------------------------------------
+
+
+def _write_tone(path: Path, seconds: float, *, sample_rate: int = 16000, subtype=None) -> Path:
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    sf.write(path, (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), sample_rate,
+             subtype=subtype)
+    return path
+
+
+def test_check_upload_accepts_a_short_clip(tmp_path: Path):
+    info = check_upload(_write_tone(tmp_path / "clip.flac", 2.0, sample_rate=8000))
+    assert info.sample_rate == 8000
+    assert info.duration == pytest.approx(2.0)
+    assert info.channels == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("notes.txt", b"not audio", "not an audio file type (.txt)"),
+        ("noise.wav", b"RIFF....garbage", "not readable as audio"),
+        ("empty.flac", b"", "not readable as audio"),
+    ],
+)
+def test_check_upload_refuses_wrong_types(tmp_path: Path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(UploadError, match=re.escape(message)):
+        check_upload(path)
+
+
+def test_check_upload_refuses_large_and_long_files(tmp_path: Path):
+    big = _write_tone(tmp_path / "big.wav", 20.0, subtype="FLOAT")  # 1.28 MB
+    with pytest.raises(UploadError, match=r"file too large \(1\.2 MB\); the limit is 1\.0 MB"):
+        check_upload(big, max_bytes=2**20)
+    assert check_upload(big, max_bytes=2 * 2**20).duration == pytest.approx(20.0)
+    long_clip = _write_tone(tmp_path / "long.flac", 61.0, sample_rate=8000)
+    with pytest.raises(UploadError, match=r"clip too long \(61\.0 s\); the limit is 60 s"):
+        check_upload(long_clip)
+
+
+def test_command_line_has_no_share_option():
+    from amongus.app import build_parser
+
+    options = {option for action in build_parser()._actions for option in action.option_strings}
+    assert "--port" in options
+    assert not any("share" in option or "host" in option for option in options)
+
+
+# --- the real app in a browser ------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (apt-get install chromium; see scripts/setup.sh)")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (test extra)")
+    pytest.importorskip("gradio", reason="gradio is not installed (app extra)")
+    from amongus.testing.classifiers import build_tiny_classifier
+    from amongus.testing.separators import build_tiny_convtasnet
+
+    root = tmp_path_factory.mktemp("app")
+    classifier = build_tiny_classifier(root / "classifier")
+    separator = build_tiny_convtasnet(root / "convtasnet", sample_rate=16000)
+    cache_dir = root / "examples"
+    port = _free_port()
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    log_path = root / "app.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "amongus.app", "--port", str(port),
+             "--separator", str(separator), "--classifier", str(classifier),
+             "--cache-dir", str(cache_dir), "--n-examples", "2",
+             "--max-upload-mb", str(MAX_UPLOAD_MB)],
+            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the app exited with {process.returncode}:\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the app did not answer on {url}:\n{log_path.read_text()}")
+            time.sleep(0.5)
+        mixtures = sorted(cache_dir.rglob("audio/*.flac"))
+        yield {"url": url, "port": port, "mixtures": mixtures, "cache_dir": cache_dir,
+               "log": log_path}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser(app_server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, app_server):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(app_server["url"])
+    page.wait_for_selector("#run")
+    yield page
+    context.close()
+
+
+def test_app_listens_on_loopback_only(app_server):
+    try:
+        address = socket.gethostbyname(socket.gethostname())
+    except OSError:
+        pytest.skip("this machine has no resolvable host address")
+    if address.startswith("127."):
+        pytest.skip(f"the host name resolves to loopback ({address})")
+    with socket.socket() as sock, pytest.raises(OSError):
+        sock.settimeout(3)
+        sock.connect((address, app_server["port"]))
+
+
+def _upload(page, path: Path) -> None:
+    page.locator("#mixture input[type=file]").set_input_files(str(path))
+    # the upload is done when the player replaces the drop zone
+    page.wait_for_selector("#mixture audio, #mixture .waveform-container, #mixture [data-testid='waveform-controls']",
+                           state="attached")
+
+
+def test_uploaded_bundled_mixture_gets_a_verdict(page, app_server, tmp_path):
+    mixtures = app_server["mixtures"]
+    assert len(mixtures) == 2, f"the app made {len(mixtures)} example mixtures, expected 2"
+    _upload(page, mixtures[0])
+    page.click("#run")
+    page.wait_for_function(
+        "() => document.querySelector('#verdict').innerText.includes('Verdict:')",
+        timeout=180_000,
+    )
+    verdict = page.inner_text("#verdict")
+    match = re.search(r"Verdict: ([SB]{2})\b", verdict)
+    assert match, verdict
+    composition = match.group(1)
+    present = re.search(r"Spoof present: (yes|no) \(score ([0-9.]+)", verdict)
+    assert present, verdict
+    assert (present.group(1) == "yes") == ("S" in composition)
+    # the uploaded file is the bundled example, so the page knows and shows its truth
+    assert re.search(r"True composition of this bundled example: [SB]{2}", verdict), verdict
+
+    rows = page.locator("#scores tbody tr")
+    assert rows.count() == 2
+    row_texts = [rows.nth(index).inner_text() for index in range(2)]
+    n_spoof_rows = sum("spoof" in text.split() for text in row_texts)
+    assert n_spoof_rows == composition.count("S"), (row_texts, composition)
+    probabilities = [float(re.findall(r"\d\.\d+|\d", text)[1]) for text in row_texts]
+    assert max(probabilities) == pytest.approx(float(present.group(2)), abs=1e-3)
+
+    for index in (1, 2):
+        assert page.locator(f"#stream-{index}").is_visible()
+    assert not page.locator("#stream-3").is_visible()
+
+    screenshot = tmp_path / "demo.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.stat().st_size > 10_000
+    shot_dir = os.environ.get("AMONGUS_SCREENSHOT_DIR")
+    if shot_dir:  # keep a copy for people (docs/assets/demo.png is made this way)
+        shutil.copy(screenshot, Path(shot_dir) / "demo.png")
+
+
+def _error_text(page, text: str) -> str:
+    locator = page.get_by_text(text, exact=False).first
+    locator.wait_for(state="visible", timeout=60_000)
+    return locator.inner_text()
+
+
+def test_oversized_upload_is_refused(page, tmp_path):
+    big = _write_tone(tmp_path / "big.wav", 20.0, subtype="FLOAT")  # 1.28 MB > 1 MB limit
+    _upload(page, big)
+    page.click("#run")
+    message = _error_text(page, "file too large")
+    assert "the limit is 1.0 MB" in message
+    assert "Verdict:" not in page.inner_text("#verdict")
+
+
+def test_wrong_type_upload_is_refused(page, tmp_path):
+    fake = tmp_path / "notes.wav"
+    fake.write_bytes(b"this is a text file pretending to be audio\n" * 100)
+    page.locator("#mixture input[type=file]").set_input_files(str(fake))
+    page.wait_for_timeout(1500)
+    page.click("#run")
+    _error_text(page, "not readable as audio")
+    assert "Verdict:" not in page.inner_text("#verdict")

@@ -1,0 +1,135 @@
+"""The thesis preset reproduces the reference study's recipe."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import soundfile as sf
+from test_mix_helpers import write_utterances
+
+from amongus.labels import composition_label
+from amongus.manifest import Utterance, read_mixtures
+from amongus.mix import Mixer, MixerConfig
+from amongus.mix.plan import SourceSampler, draw_levels, draw_placement, mixture_rng
+from amongus.mix.thesis import read_thesis_metadata
+
+
+def _fake_utterances(n: int) -> list[Utterance]:
+    return [
+        Utterance(f"u{i}", f"/nowhere/u{i}.flac", "spoof" if i % 2 else "bonafide")
+        for i in range(n)
+    ]
+
+
+def test_thesis_composition_frequencies_match_the_study():
+    config = MixerConfig.from_preset("thesis")
+    sampler = SourceSampler(_fake_utterances(40), config, seed=3)
+    draws = [sampler.draw(i, 0) for i in range(2000)]
+    counts = Counter(draw.composition for draw in draws)
+    # SB 1/2, SS 1/4, BB 1/4: binomial standard deviation ~ 0.011 at n=2000
+    assert abs(counts["SB"] / 2000 - 0.5) < 0.04
+    assert abs(counts["SS"] / 2000 - 0.25) < 0.035
+    assert abs(counts["BB"] / 2000 - 0.25) < 0.035
+    utterances = sampler.utterances
+    for draw in draws:
+        labels = [utterances[i].label for i in draw.utterances]
+        assert composition_label(labels) == draw.composition
+        assert len(set(draw.utterances)) == 2
+    # SB whatever the order: both orders occur
+    orders = Counter(
+        utterances[draw.utterances[0]].label for draw in draws if draw.composition == "SB"
+    )
+    assert min(orders.values()) > 400
+
+
+def test_thesis_placement_and_gain_distributions():
+    config = MixerConfig.from_preset("thesis")
+    rate = 16000
+    delays, gains, delayed_counts = [], [], Counter()
+    for index in range(2000):
+        rng = mixture_rng(0, index, 0, 1)
+        lengths = [int(rng.integers(rate // 2, 3 * rate)), int(rng.integers(rate // 2, 3 * rate))]
+        placement = draw_placement(rng, lengths, rate, config)
+        gains += draw_levels(rng, 2, config)
+        nonzero = [offset for offset in placement.offsets if offset > 0]
+        assert len(nonzero) <= 1  # exactly one source carries the delay
+        delayed = placement.delayed
+        delayed_counts[delayed] += 1
+        delay = placement.offsets[delayed]
+        delays.append(delay / rate)
+        padded = [length + (delay if k == delayed else 0) for k, length in enumerate(lengths)]
+        assert placement.num_samples == min(padded)  # cut to the shorter length after the delay
+        assert placement.starts == [0, 0]
+    delays = np.array(delays)
+    gains = np.array(gains)
+    assert delays.min() >= 0 and delays.max() < 1.0
+    assert abs(delays.mean() - 0.5) < 0.03 and abs(np.quantile(delays, 0.9) - 0.9) < 0.03
+    assert gains.min() >= 0.7 and gains.max() <= 1.3 and abs(gains.mean() - 1.0) < 0.02
+    assert abs(delayed_counts[0] / 2000 - 0.5) < 0.04
+
+
+@pytest.fixture(scope="module")
+def thesis_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("thesis")
+    utterances = write_utterances(folder / "utts", 10, seconds=(0.6, 1.4))
+    out = folder / "out"
+    summary = Mixer(MixerConfig.from_preset("thesis")).run(
+        utterances, out, n_mixtures=40, seed=5, workers=1, split="train", progress=False
+    )
+    return utterances, out, summary
+
+
+def test_thesis_files_follow_the_study(thesis_run):
+    utterances, out, summary = thesis_run
+    by_id = {u.utt_id: u for u in utterances}
+    mixtures = read_mixtures(out / "mixtures.jsonl")
+    assert len(mixtures) == 40 == summary.n_written
+    names = [m.mixture_id for m in mixtures]
+    assert len(set(names)) == 40
+    for mixture in mixtures:
+        pair = "_".join(s.utt_id for s in mixture.sources)
+        assert mixture.mixture_id == pair or mixture.mixture_id.startswith(pair + "-")
+        audio, rate = sf.read(out / mixture.path)
+        assert rate == 16000 and (out / "audio" / f"{mixture.mixture_id}.flac").exists()
+        # divided by the peak absolute value: peak 1 up to 16-bit quantisation
+        assert abs(np.abs(audio).max() - 1.0) < 1e-3
+        lengths = [sf.info(by_id[s.utt_id].path).frames for s in mixture.sources]
+        delayed = [k for k, s in enumerate(mixture.sources) if s.offset > 0]
+        assert len(delayed) == 1 and mixture.sources[delayed[0]].offset < rate
+        d = delayed[0]
+        expected = min(n + (mixture.sources[d].offset if k == d else 0) for k, n in enumerate(lengths))
+        assert len(audio) == expected == mixture.num_samples
+        assert all(0.7 <= s.gain <= 1.3 for s in mixture.sources)
+        assert mixture.overlap_seconds is not None and mixture.overlap_seconds >= 0
+    rows = read_thesis_metadata(out / "metadata.txt")
+    assert [row["mixture"] for row in rows] == names
+    for row, mixture in zip(rows, mixtures, strict=True):
+        assert row["utterances"] == [s.utt_id for s in mixture.sources]
+        assert row["labels"] == [by_id[u].label for u in row["utterances"]]
+        assert row["label"] == composition_label(row["labels"])
+
+
+def test_thesis_repeated_pairs_get_a_suffix(thesis_run):
+    _, out, _ = thesis_run
+    names = [m.mixture_id for m in read_mixtures(out / "mixtures.jsonl")]
+    pairs = Counter(name.split("-")[0] for name in names)
+    # 10 utterances give few distinct pairs, so 40 draws repeat some: each repeat has a suffix
+    assert max(pairs.values()) > 1
+    for pair, count in pairs.items():
+        expected = {pair} | {f"{pair}-{k}" for k in range(2, count + 1)}
+        assert {n for n in names if n.split("-")[0] == pair} == expected
+
+
+def test_thesis_records_missing_overlap_instead_of_fixing_it(tmp_path):
+    # short second utterances: a delay longer than them leaves a "speaker" absent
+    utterances = write_utterances(tmp_path / "u", 8, seconds=(0.3, 0.5))
+    summary = Mixer(MixerConfig.from_preset("thesis")).run(
+        utterances, tmp_path / "out", n_mixtures=40, seed=1, workers=1, progress=False
+    )
+    mixtures = read_mixtures(tmp_path / "out" / "mixtures.jsonl")
+    absent = [m for m in mixtures if min(m.extra["active_seconds"]) == 0]
+    assert absent, "with delays up to 1 s some delayed sources must fall off the end"
+    assert all(m.overlap_seconds == 0 for m in absent)
+    assert summary.n_absent_source == len(absent)
