@@ -36,7 +36,7 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".
 DEFAULT_MAX_UPLOAD_MB = 20.0
 DEFAULT_MAX_SECONDS = 60.0
 MAX_STREAMS_SHOWN = 4
-SPOOF_THRESHOLD = 0.5
+SPOOF_THRESHOLD = 0.5  # the Pipeline's default; results carry the threshold actually used
 _CACHED_PIPELINES = 2
 
 
@@ -186,8 +186,8 @@ def component_choices(
     """
     from . import defaults
 
-    separators = [ComponentChoice(f"{spec} (command line)", spec) for spec in extra_separators]
-    classifiers = [ComponentChoice(f"{spec} (command line)", spec) for spec in extra_classifiers]
+    separators = [ComponentChoice(f"{short_name(s)} (command line)", s) for s in extra_separators]
+    classifiers = [ComponentChoice(f"{short_name(c)} (command line)", c) for c in extra_classifiers]
     for preset in defaults.available_presets():
         try:
             components = defaults.default_components(preset)
@@ -202,9 +202,16 @@ def component_choices(
     return separators, classifiers
 
 
+def short_name(spec: str) -> str:
+    """A readable name for a component: the last two parts of a local path, else the spec."""
+    path = Path(spec)
+    if path.exists():
+        return "/".join(path.resolve().parts[-2:])
+    return spec
+
+
 def _component_title(spec: str, preset: str) -> str:
-    name = Path(spec).name if os.sep in spec else spec
-    return f"{name} (preset {preset})"
+    return f"{short_name(spec)} (preset {preset})"
 
 
 @dataclass
@@ -218,12 +225,13 @@ class Analysis:
     stream_cm_score: list[float]
     mixture_label: str
     spoof_present_score: float
+    spoof_threshold: float = SPOOF_THRESHOLD
     true_label: str | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
     def spoof_present(self) -> bool:
-        return self.spoof_present_score >= SPOOF_THRESHOLD
+        return self.spoof_present_score >= self.spoof_threshold
 
     def score_rows(self) -> list[list[Any]]:
         """One row per stream: index, predicted label, spoof probability, cm score."""
@@ -245,14 +253,16 @@ class Analysis:
         lines = [
             f"### Verdict: {self.mixture_label}",
             f"**Spoof present: {present}** (score {self.spoof_present_score:.3f}, "
-            f"threshold {SPOOF_THRESHOLD})",
+            f"threshold {self.spoof_threshold:g})",
             "",
             f"{n_spoofed} of {len(self.streams)} separated speakers look spoofed.",
         ]
         if self.true_label is not None:
             agreement = "correct" if self.true_label == self.mixture_label else "wrong"
-            lines += ["", f"True composition of this bundled example: **{self.true_label}** "
-                      f"({agreement})."]
+            lines += [
+                "",
+                f"True composition of this bundled example: **{self.true_label}** ({agreement}).",
+            ]
         lines += ["", *self.notes]
         return "\n".join(lines).rstrip()
 
@@ -264,27 +274,18 @@ def analyse(pipeline, path: str | os.PathLike, *, true_label: str | None = None)
     audio, sample_rate = load_audio(path)
     audio = to_mono(np.asarray(audio))
     result = pipeline(audio, sample_rate=sample_rate)
-    streams = np.asarray(_to_numpy(result.streams), dtype=np.float32)
-    if streams.ndim == 3:  # a batch of one
-        streams = streams[0]
-    probabilities = np.asarray(_to_numpy(result.stream_spoof_probability), dtype=float).ravel()
-    cm_scores = np.asarray(_to_numpy(result.stream_cm_score), dtype=float).ravel()
+    streams = np.asarray(result.streams, dtype=np.float32)
     return Analysis(
-        sample_rate=int(result.sample_rate),
-        streams=[stream for stream in streams],
-        stream_labels=list(result.stream_labels),
-        stream_spoof_probability=probabilities.tolist(),
-        stream_cm_score=cm_scores.tolist(),
+        sample_rate=int(result.stream_sample_rate),
+        streams=list(streams),
+        stream_labels=list(result.predicted_labels),
+        stream_spoof_probability=np.asarray(result.spoof_probability, dtype=float).tolist(),
+        stream_cm_score=np.asarray(result.cm_score, dtype=float).tolist(),
         mixture_label=str(result.mixture_label),
-        spoof_present_score=float(result.spoof_probability),
+        spoof_present_score=float(result.spoof_present_score),
+        spoof_threshold=float(result.spoof_threshold),
         true_label=true_label,
     )
-
-
-def _to_numpy(value):
-    if hasattr(value, "detach"):
-        return value.detach().cpu().numpy()
-    return value
 
 
 def _listenable(stream: np.ndarray) -> np.ndarray:
@@ -311,7 +312,8 @@ class PipelineCache:
             from .pipeline import Pipeline
 
             logger.info("loading pipeline: separator %s, classifier %s", separator, classifier)
-            pipeline = Pipeline(separator=separator, classifier=classifier)
+            # no reference sources for an uploaded clip: mixture-level outputs, no assignment
+            pipeline = Pipeline(separator=separator, classifier=classifier, assignment=None)
             self._pipelines[key] = pipeline
             while len(self._pipelines) > self._capacity:
                 self._pipelines.popitem(last=False)
@@ -375,7 +377,7 @@ def build_app(config: AppConfig | None = None):
             logger.exception("analysis failed")
             raise gr.Error(f"analysis failed: {error}") from error
         analysis.notes.append(
-            f"Separator `{Path(separator_spec).name}`, classifier `{Path(classifier_spec).name}`; "
+            f"Separator `{short_name(separator_spec)}`, classifier `{short_name(classifier_spec)}`; "
             f"streams at {analysis.sample_rate} Hz."
         )
         outputs: list[Any] = [analysis.verdict_markdown(), analysis.score_rows()]
@@ -414,6 +416,7 @@ def build_app(config: AppConfig | None = None):
                     type="filepath",
                     label="Mixture (upload or record)",
                     elem_id="mixture",
+                    buttons=["download"],
                 )
                 example_menu = gr.Dropdown(
                     choices=[example.title for example in examples],
@@ -447,6 +450,7 @@ def build_app(config: AppConfig | None = None):
                         label=f"Stream {index + 1}",
                         interactive=False,
                         visible=False,
+                        buttons=["download"],
                         elem_id=f"stream-{index + 1}",
                     )
                     for index in range(MAX_STREAMS_SHOWN)
@@ -548,6 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         allowed_paths=[str(config.cache_dir)],
         theme=blocks.amongus_theme,
         footer_links=[],
+        quiet=True,
     )
     return 0
 

@@ -109,7 +109,8 @@ def find_spoof_index(
     Without an override, the label names are matched with
     :func:`amongus.labels.normalize_label` (``"spoof"``, ``"Fake"``, ``"deepfake"``... for spoof;
     ``"bonafide"``, ``"bona-fide"``, ``"real"``... for bonafide). Exactly one class must read as spoof; with two classes, one reading as bonafide
-    is also enough (the other is spoof).
+    is also enough (the other is spoof). Bare digits or letters (``"0"``/``"1"``) are not trusted:
+    corpora disagree on which one means spoof.
 
     Args:
         id2label: index -> name (the keys may be strings, as in ``config.json``).
@@ -142,6 +143,10 @@ def find_spoof_index(
         return matches[0]
 
     def reads_as(name: str) -> str | None:
+        # Bare digits and letters ("0"/"1", "s"/"b") are not trusted as class names: corpora
+        # disagree on them (AASIST-style code uses 1 for bonafide).
+        if len(name.strip()) <= 1:
+            return None
         try:
             return normalize_label(name)
         except ValueError:
@@ -375,7 +380,10 @@ class SpoofClassifier:
         """Turn a list of 1-D arrays/tensors or a ``[N, T]`` batch into float32 numpy arrays."""
         import torch
 
-        if isinstance(waveforms, torch.Tensor | np.ndarray):
+        if isinstance(waveforms, torch.Tensor):
+            # One transfer for the whole batch rather than one per row.
+            waveforms = waveforms.detach().to("cpu", torch.float32).numpy()
+        if isinstance(waveforms, np.ndarray):
             if waveforms.ndim == 1:
                 waveforms = waveforms[None]
             if waveforms.ndim != 2:
@@ -455,8 +463,8 @@ class SpoofClassifier:
             lengths: valid samples per row of a ``[N, T]`` batch.
 
         Returns:
-            ``{"input_values": [N, T_max] float, "attention_mask": [N, T_max] long}`` on the
-            classifier's device.
+            ``{"input_values": [N, T_max] float32, "attention_mask": [N, T_max] long}`` on the
+            CPU (safe in DataLoader workers); :meth:`logits` moves them to the model's device.
 
         Shape: ``list of [T_i] (or [N, T]) -> input_values [N, T_max], attention_mask [N, T_max]``.
         """
@@ -481,24 +489,26 @@ class SpoofClassifier:
         attention_mask = features.get("attention_mask")
         if attention_mask is None:
             attention_mask = torch.ones(input_values.shape[:2], dtype=torch.long)
-        dtype = next(self.model.parameters()).dtype
         return {
-            "input_values": input_values.to(self.device, dtype),
-            "attention_mask": attention_mask.to(self.device, torch.long),
+            "input_values": input_values.to(torch.float32),
+            "attention_mask": attention_mask.to(torch.long),
         }
 
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Run the model on a batch from :meth:`prepare`.
 
-        Gradients flow when called outside ``torch.no_grad``/``inference_mode`` (the Trainer
-        calls it with the model in train mode). The attention mask is passed to the model when its
+        The inputs are moved to the model's device and dtype. Gradients flow when called
+        outside ``torch.no_grad``/``inference_mode`` (the Trainer calls it with the model in train
+        mode). The attention mask is passed to the model when its
         feature extractor was configured to return one.
 
         Shape: ``input_values [N, T] -> logits [N, C]``.
         """
-        inputs = {"input_values": batch["input_values"]}
+        # The model may have been moved (e.g. by Accelerate) since it was loaded: follow it.
+        parameter = next(self.model.parameters())
+        inputs = {"input_values": batch["input_values"].to(parameter.device, parameter.dtype)}
         if self.uses_attention_mask and "attention_mask" in batch:
-            inputs["attention_mask"] = batch["attention_mask"]
+            inputs["attention_mask"] = batch["attention_mask"].to(parameter.device)
         with warnings.catch_warnings():
             # WavLM's attention mixes a boolean padding mask with its float position bias.
             warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask")

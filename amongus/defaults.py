@@ -32,21 +32,43 @@ class Preset:
 
 _REGISTERED_SEPARATORS = ("oracle", "passthrough")
 
+#: Shipped model folders under :data:`MODELS_DIR` (see docs/models.md for their model cards).
+CONVTASNET_16K = "convtasnet-16k"
+SEPFORMER_8K = "sepformer-8k"
+CLASSIFIER_CLEAN = "wavlm-spoof-clean"
+CLASSIFIER_FINETUNED = "wavlm-spoof-finetuned"
+
 PRESETS: dict[str, Preset] = {
     "default": Preset(
-        separator="separator",
-        classifier="classifier",
-        description="the shipped separator and fine-tuned spoof classifier",
+        separator=CONVTASNET_16K,
+        classifier=CLASSIFIER_FINETUNED,
+        description="shipped ConvTasNet (16 kHz) + classifier fine-tuned on its separated streams",
+    ),
+    "clean": Preset(
+        separator=CONVTASNET_16K,
+        classifier=CLASSIFIER_CLEAN,
+        description="shipped ConvTasNet (16 kHz) + classifier trained on clean utterances only",
+    ),
+    "sepformer-8k": Preset(
+        separator=SEPFORMER_8K,
+        classifier=CLASSIFIER_FINETUNED,
+        description="shipped SepFormer (8 kHz, the study's rate; streams resampled to 16 kHz) "
+        "+ fine-tuned classifier",
+    ),
+    "sepformer-8k-clean": Preset(
+        separator=SEPFORMER_8K,
+        classifier=CLASSIFIER_CLEAN,
+        description="shipped SepFormer (8 kHz -> 16 kHz) + clean-trained classifier",
     ),
     "oracle": Preset(
         separator="oracle",
-        classifier="classifier",
-        description="reference sources instead of a separator (upper bound), shipped classifier",
+        classifier=CLASSIFIER_FINETUNED,
+        description="reference sources instead of a separator (upper bound), fine-tuned classifier",
     ),
-    "clean": Preset(
+    "passthrough": Preset(
         separator="passthrough",
-        classifier="classifier",
-        description="no separation (the mixture as every stream), shipped classifier",
+        classifier=CLASSIFIER_FINETUNED,
+        description="no separation (the mixture as every stream), fine-tuned classifier",
     ),
 }
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .labels import BONAFIDE, SPOOF
+from .labels import BONAFIDE, SPOOF, composition_labels
+from .manifest import Mixture
 from .scoring import Assignment, describe_assignment
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class PipelineResult:
         rates: ``{"mixture": ..., "separator": ..., "classifier": ...}`` in Hz.
         assignment: how streams were matched to reference sources (``None`` without them).
         true_labels: the reference sources' labels when known (from a Mixture record).
+        mixture: the Mixture record, when the input was one.
     """
 
     streams: np.ndarray
@@ -96,6 +98,7 @@ class PipelineResult:
     assignment: Assignment | None = None
     true_labels: list[str] | None = None
     si_sdr_improvement: float | None = None
+    mixture: Mixture | None = field(default=None, repr=False)
 
     @property
     def n_streams(self) -> int:
@@ -188,9 +191,12 @@ def compute_metrics(
     if mixture_rows:
         truth = [row["true_label"] for row in mixture_rows]
         predicted = [row["predicted_label"] for row in mixture_rows]
-        order = sorted(
-            set(truth) | set(predicted), key=lambda label: (len(label), -label.count("S"))
-        )
+        # every composition of each mixture size seen (SS, SB, BB), so matrices keep their shape
+        order = [
+            label
+            for size in sorted({len(label) for label in truth + predicted})
+            for label in composition_labels(size)
+        ]
         metrics["composition"] = multiclass_report(truth, predicted, labels=order)
         true_n = np.array([row["true_n_spoofed"] for row in mixture_rows])
         predicted_n = np.array([row["predicted_n_spoofed"] for row in mixture_rows])
@@ -285,9 +291,7 @@ class EvaluationReport:
     @property
     def skipped_reasons(self) -> dict[str, int]:
         """``{reason: count}``; the reason is the text before any parenthesised detail."""
-        return dict(
-            Counter(item["reason"].split(" (")[0].split(": ")[0] for item in self.skipped)
-        )
+        return dict(Counter(item["reason"].split(" (")[0].split(": ")[0] for item in self.skipped))
 
     @property
     def assignment_description(self) -> str:
@@ -479,7 +483,10 @@ def format_report(report: EvaluationReport) -> str:
                 "  note: streams assigned with the study's label method: optimistic per-stream "
                 "numbers"
             )
-    for title, key in (("EER by spoof system", "eer_by_system"), ("EER by language", "eer_by_language")):
+    for title, key in (
+        ("EER by spoof system", "eer_by_system"),
+        ("EER by language", "eer_by_language"),
+    ):
         groups = metrics.get(key)
         if groups and (len(groups) > 1 or key == "eer_by_system"):
             lines.append(f"{title}:")

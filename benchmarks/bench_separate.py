@@ -82,9 +82,8 @@ if args["task"] == "throughput":
                 outputs.append(up(est.transpose(1, 2))[0, :, : mixture.shape[-1]])
         return outputs
 
-    def ours():
+    def ours(size):
         outputs = []
-        size = args["batch_size"]
         for first in range(0, len(mixtures), size):
             group = mixtures[first : first + size]
             lengths = torch.tensor([m.shape[-1] for m in group])
@@ -95,17 +94,22 @@ if args["task"] == "throughput":
             outputs += [s[:, :n] for s, n in zip(streams, lengths.tolist())]
         return outputs
 
-    run = study if args["mode"] == "study" else ours
-    run()  # warm-up (first-call allocations, cached resamplers)
+    # modes: {name: batch size, 0 = the study's loop}; rounds interleave them so that load from
+    # other processes on a shared machine affects every mode alike
+    runs = {name: (study if size == 0 else (lambda size=size: ours(size)))
+            for name, size in args["modes"].items()}
+    for run in runs.values():
+        run()  # warm-up (first-call allocations, cached resamplers)
     base = reset_peak()
-    times = []
+    times = {name: [] for name in runs}
     for _ in range(args["repeats"]):
-        start = time.perf_counter()
-        outputs = run()
-        times.append(time.perf_counter() - start)
-    np.save(args["out"], torch.cat([o.flatten() for o in outputs]).numpy())
-    print(json.dumps({"seconds": sorted(times)[len(times) // 2], "peak_mb": peak_mb(),
-                      "baseline_mb": base}))
+        for name, run in runs.items():
+            start = time.perf_counter()
+            outputs = run()
+            times[name].append(time.perf_counter() - start)
+            np.save(f"{args['out']}/{name}.npy", torch.cat([o.flatten() for o in outputs]).numpy())
+    print(json.dumps({"seconds": {n: sorted(t)[len(t) // 2] for n, t in times.items()},
+                      "peak_mb": peak_mb(), "baseline_mb": base}))
 else:
     from amongus.separation import load_separator, separate_chunked
     separator = load_separator(args["model"])
@@ -215,43 +219,48 @@ def main(argv: list[str] | None = None) -> dict:
         sepformer = build_tiny_sepformer(tmp / "sepformer", sample_rate=8000)
         inputs = make_inputs(tmp, files=options.files, seconds=options.seconds)
         modes = {
-            "study": ("study", 1, "per file, new Resample per call"),
-            "amongus_b1": ("amongus", 1, "per file, cached resamplers"),
-            "amongus": ("amongus", options.batch_size, f"batches of {options.batch_size}"),
+            "study": (0, "per file, new Resample per call"),
+            "amongus_b1": (1, "per file, cached resamplers"),
+            "amongus": (options.batch_size, f"batches of {options.batch_size}"),
         }
-        results = {}
-        for key, (mode, batch_size, _) in modes.items():
-            results[key] = run_child(
+
+        def throughput(selected: dict) -> dict:
+            return run_child(
                 {
                     "task": "throughput",
-                    "mode": mode,
+                    "modes": {name: modes[name][0] for name in selected},
                     "model": str(sepformer),
                     "inputs": inputs,
                     "rate": 16000,
-                    "batch_size": batch_size,
                     "repeats": options.repeats,
-                    "out": str(tmp / f"{key}.npy"),
+                    "out": str(tmp),
                 },
                 threads=options.threads,
             )
+
+        timing = throughput(modes)["seconds"]  # all modes interleaved in one process
+        memory = {name: throughput([name]) for name in modes}  # peak memory: one mode each
         reference = np.load(tmp / "study.npy")
         difference = max(
-            float(np.abs(np.load(tmp / f"{key}.npy") - reference).max()) for key in modes
+            float(np.abs(np.load(tmp / f"{name}.npy") - reference).max()) for name in modes
         )
         audio_seconds = options.files * options.seconds
         print(
             f"Throughput: {options.files} mixtures x {options.seconds:g} s at 16 kHz, tiny "
-            f"SepFormer at 8 kHz, {options.threads} thread(s), median of {options.repeats}"
+            f"SepFormer at 8 kHz, {options.threads} thread(s), median of {options.repeats} "
+            "interleaved rounds"
         )
-        for key, (_, _, label) in modes.items():
-            r = results[key]
+        results = {}
+        for name, (_, label) in modes.items():
+            extra = memory[name]["peak_mb"] - memory[name]["baseline_mb"]
+            results[name] = {"seconds": timing[name], "peak_mb_over_model": extra}
             print(
-                f"  {key:10s} ({label:32s}): {r['seconds']:.3f} s "
-                f"({audio_seconds / r['seconds']:.0f}x real time), "
-                f"peak +{r['peak_mb'] - r['baseline_mb']:.0f} MB over the loaded model"
+                f"  {name:10s} ({label:32s}): {timing[name]:.3f} s "
+                f"({audio_seconds / timing[name]:.0f}x real time), "
+                f"peak +{extra:.0f} MB over the loaded model"
             )
-        ratio = results["study"]["seconds"] / results["amongus"]["seconds"]
-        ratio_b1 = results["study"]["seconds"] / results["amongus_b1"]["seconds"]
+        ratio = timing["study"] / timing["amongus"]
+        ratio_b1 = timing["study"] / timing["amongus_b1"]
         print(
             f"  speed-up over the study's loop: batched {ratio:.2f}x, per file {ratio_b1:.2f}x; "
             f"max |difference| of the streams: {difference:.2e}"

@@ -99,7 +99,12 @@ def test_spoof_index_from_label_spellings(id2label, expected):
 
 @pytest.mark.parametrize(
     "id2label",
-    [{0: "LABEL_0", 1: "LABEL_1"}, {0: "spoof", 1: "fake"}, {0: "cat", 1: "dog", 2: "bonafide"}],
+    [
+        {0: "LABEL_0", 1: "LABEL_1"},
+        {0: "spoof", 1: "fake"},
+        {0: "cat", 1: "dog", 2: "bonafide"},
+        {0: "0", 1: "1"},  # 1 means bonafide in some corpora, spoof in others
+    ],
 )
 def test_unidentifiable_labels_fail_clearly(id2label):
     with pytest.raises(ValueError) as error:
@@ -202,6 +207,8 @@ def test_group_norm_model_without_mask_is_batched_by_equal_length(tmp_path):
     naive_scores = naive_logits[:, 0] - naive_logits[:, 1]
     assert np.max(np.abs(naive_scores[1:] - alone[1:])) > 1e-3  # the problem is real
     np.testing.assert_allclose(classifier.score(audio, batch_size=4).cm_score, alone, atol=1e-4)
+    silent = classifier.score([np.zeros(8000, np.float32), np.zeros(0, np.float32)])
+    assert np.all(np.isfinite(silent.logits))
 
 
 def test_padded_tensor_batch_with_lengths(classifier):
@@ -253,12 +260,15 @@ def test_window_policy_averages_window_logits(model_dir):
     np.testing.assert_allclose(result.logits[0], expected, atol=1e-5)
     assert result.cm_score[0] == pytest.approx(expected[0] - expected[1], abs=1e-5)
     # A stream within the limit is one window, unchanged.
-    assert result.cm_score[1] == pytest.approx(
-        unlimited.score([long[:5000]]).cm_score[0], abs=1e-5
-    )
+    assert result.cm_score[1] == pytest.approx(unlimited.score([long[:5000]]).cm_score[0], abs=1e-5)
 
 
 # ------------------------------------------------------------------ input checks
+def test_no_streams_give_empty_scores(classifier):
+    scores = classifier.score([])
+    assert len(scores) == 0 and scores.logits.shape == (0, 2) and scores.cm_score.shape == (0,)
+
+
 def test_wrong_rate_and_bad_input_are_refused(classifier):
     with pytest.raises(ValueError, match="8000 Hz.*16000 Hz"):
         classifier.score(streams([4000]), sample_rate=8000)

@@ -47,8 +47,10 @@ def command_line_modules() -> list[str]:
     ``if __name__ == "__main__":`` block."""
     modules = set()
     for path in PACKAGE.rglob("*.py"):
-        if any(part.startswith(("_", ".")) and part not in ("__main__.py",) for part in
-               path.relative_to(PACKAGE).parts[:-1]):
+        if any(
+            part.startswith(("_", ".")) and part not in ("__main__.py",)
+            for part in path.relative_to(PACKAGE).parts[:-1]
+        ):
             continue
         if path.name == "__main__.py":
             modules.add(_module_name(path))
@@ -67,8 +69,18 @@ def documented_cli_modules() -> list[str]:
 def built_site(tmp_path_factory) -> Path:
     site = tmp_path_factory.mktemp("site")
     completed = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--clean", "-f",
-         str(REPO / "mkdocs.yml"), "-d", str(site)],
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--clean",
+            "-f",
+            str(REPO / "mkdocs.yml"),
+            "-d",
+            str(site),
+        ],
         cwd=REPO,
         env=ENV,
         capture_output=True,
@@ -82,8 +94,9 @@ def built_site(tmp_path_factory) -> Path:
 
 
 def test_strict_build_writes_every_nav_page(built_site: Path):
-    nav_pages = re.findall(r":\s*([\w/.-]+\.md)\s*$", (REPO / "mkdocs.yml").read_text(),
-                           re.MULTILINE)
+    nav_pages = re.findall(
+        r":\s*([\w/.-]+\.md)\s*$", (REPO / "mkdocs.yml").read_text(), re.MULTILINE
+    )
     assert len(nav_pages) > 20
     for page in nav_pages:
         stem = page.removesuffix(".md")
@@ -102,7 +115,11 @@ def test_every_command_line_tool_is_documented():
 def _help(module: str) -> str:
     completed = subprocess.run(
         [sys.executable, "-m", module, "--help"],
-        cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert completed.returncode == 0, f"python -m {module} --help failed:\n{completed.stderr}"
     return completed.stdout
@@ -116,8 +133,9 @@ def test_built_cli_page_lists_every_option(built_site: Path):
     for module, text in helps.items():
         options = set(OPTION.findall(text)) - {"--help"}
         missing = sorted(option for option in options if option not in cli_html)
-        assert not missing, f"options of python -m {module} missing from the built cli page: " \
-                            f"{missing}"
+        assert not missing, (
+            f"options of python -m {module} missing from the built cli page: {missing}"
+        )
 
 
 def _public_modules() -> list[str]:
@@ -137,9 +155,13 @@ def _public_modules() -> list[str]:
 def test_every_public_module_has_an_api_page():
     referenced = set()
     for page in (DOCS / "api").glob("*.md"):
-        referenced |= set(re.findall(r"^::: ([\w.]+)", page.read_text(encoding="utf-8"),
-                                     re.MULTILINE))
-    covered = {name for name in _public_modules()
-               if any(ref == name or ref.startswith(name + ".") for ref in referenced)}
+        referenced |= set(
+            re.findall(r"^::: ([\w.]+)", page.read_text(encoding="utf-8"), re.MULTILINE)
+        )
+    covered = {
+        name
+        for name in _public_modules()
+        if any(ref == name or ref.startswith(name + ".") for ref in referenced)
+    }
     missing = sorted(set(_public_modules()) - covered)
     assert not missing, f"public modules without an API reference (docs/api/*.md): {missing}"

@@ -87,6 +87,13 @@ def test_bad_inputs_are_skipped_and_counted(tmp_path):
         assert np.all(np.isfinite(saved)) and np.abs(saved).max() > 0
     written = (tmp_path / "out" / "summary.json").read_text()
     assert "bad_unreadable.flac" in written and '"n_downmixed": 1' in written
+    # the same skips and the same mixtures with two worker processes
+    parallel = Mixer(MixerConfig(min_overlap=0.2)).run(
+        utterances, tmp_path / "out2", n_mixtures=40, seed=0, workers=2, progress=False
+    )
+    assert parallel.bad_inputs == summary.bad_inputs
+    manifest = (tmp_path / "out" / "mixtures.jsonl").read_bytes()
+    assert (tmp_path / "out2" / "mixtures.jsonl").read_bytes() == manifest
 
 
 @pytest.mark.parametrize("kind", list(BAD_KINDS))

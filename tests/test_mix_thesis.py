@@ -99,7 +99,9 @@ def test_thesis_files_follow_the_study(thesis_run):
         delayed = [k for k, s in enumerate(mixture.sources) if s.offset > 0]
         assert len(delayed) == 1 and mixture.sources[delayed[0]].offset < rate
         d = delayed[0]
-        expected = min(n + (mixture.sources[d].offset if k == d else 0) for k, n in enumerate(lengths))
+        expected = min(
+            n + (mixture.sources[d].offset if k == d else 0) for k, n in enumerate(lengths)
+        )
         assert len(audio) == expected == mixture.num_samples
         assert all(0.7 <= s.gain <= 1.3 for s in mixture.sources)
         assert mixture.overlap_seconds is not None and mixture.overlap_seconds >= 0
@@ -133,3 +135,16 @@ def test_thesis_records_missing_overlap_instead_of_fixing_it(tmp_path):
     assert absent, "with delays up to 1 s some delayed sources must fall off the end"
     assert all(m.overlap_seconds == 0 for m in absent)
     assert summary.n_absent_source == len(absent)
+
+
+def test_pair_names_are_safe_file_names(tmp_path):
+    utterances = write_utterances(tmp_path / "u", 6)
+    for utterance in utterances:  # folder-tree corpora use relative paths as ids
+        utterance.utt_id = f"spoof/sys A/{utterance.utt_id}"
+    Mixer(MixerConfig.from_preset("thesis")).run(
+        utterances, tmp_path / "out", n_mixtures=5, seed=0, workers=1, progress=False
+    )
+    files = sorted(p.name for p in (tmp_path / "out" / "audio").rglob("*") if p.is_file())
+    assert len(files) == 5 and all("/" not in f and " " not in f for f in files)
+    rows = read_thesis_metadata(tmp_path / "out" / "metadata.txt")
+    assert all(u.startswith("spoof/sys_A/") for row in rows for u in row["utterances"])

@@ -23,8 +23,13 @@ NOTEBOOKS = REPO / "notebooks"
 EXPECTED: dict[str, tuple[list[str], list[str]]] = {
     "01_quickstart.ipynb": ([], ["mixture label:", "spoof present:", "<audio"]),
     "02_make_dataset_and_evaluate.ipynb": (
-        ["runs/mix/mixtures.jsonl", "runs/report/*.json", "runs/report/*roc*.png",
-         "runs/report/*det*.png", "runs/report/*confusion*.png"],
+        [
+            "runs/mix/mixtures.jsonl",
+            "runs/report/*.json",
+            "runs/report/*roc*.png",
+            "runs/report/*det*.png",
+            "runs/report/*confusion*.png",
+        ],
         ["mixtures written:", "multiclass accuracy:", "spoof-present EER:"],
     ),
     "03_fine_tune.ipynb": (
@@ -33,8 +38,12 @@ EXPECTED: dict[str, tuple[list[str], list[str]]] = {
     ),
     "04_real_checkpoints_and_asvspoof.ipynb": (
         ["runs/asvspoof-mix/mixtures.jsonl"],
-        ["speechbrain/sepformer-wsj02mix", "abhishtagatya/wavlm-base-960h-asv19-deepfake",
-         "ASVspoof2019.LA.cm.eval.trl.txt", "per-stream EER:"],
+        [
+            "speechbrain/sepformer-wsj02mix",
+            "abhishtagatya/wavlm-base-960h-asv19-deepfake",
+            "ASVspoof2019.LA.cm.eval.trl.txt",
+            "per-stream EER:",
+        ],
     ),
 }
 

@@ -17,7 +17,32 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import PRESETS, MixerConfig
+from .config import (
+    BAD_INPUT_POLICIES,
+    LEVEL_MODES,
+    NAMINGS,
+    NOISE_TYPES,
+    PLACEMENTS,
+    PRESETS,
+    MixerConfig,
+)
+
+CHOICES = {
+    "placement": PLACEMENTS,
+    "level_mode": LEVEL_MODES,
+    "naming": NAMINGS,
+    "noise_type": NOISE_TYPES,
+    "on_bad_input": BAD_INPUT_POLICIES,
+    "audio_format": ("flac", "wav"),
+}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return " ".join(str(item) for item in value) or "none"
+    if isinstance(value, dict):
+        return ",".join(f"{key}={val}" for key, val in value.items())
+    return "none" if value is None else str(value)
 
 
 def _optional(cast):
@@ -50,7 +75,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         flag = "--" + spec.name.replace("_", "-")
         kind = str(spec.type)
         default = getattr(defaults, spec.name)
-        help_text = f"{spec.metadata['help']} [{default}]"
+        help_text = f"{spec.metadata['help']} [{_show(default)}]"
         common: dict[str, Any] = {"dest": spec.name, "default": argparse.SUPPRESS}
         if kind == "bool":
             group.add_argument(
@@ -70,6 +95,8 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             cast = {"int": int, "float": float, "str": str}[kind.split(" | ")[0]]
             if "None" in kind:
                 cast = _optional(cast)
+            if spec.name in CHOICES:
+                common["choices"] = CHOICES[spec.name]
             group.add_argument(flag, type=cast, help=help_text, **common)
 
 
@@ -93,7 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n-mixtures", type=int, required=True, help="mixtures to make")
     parser.add_argument("--seed", type=int, default=0, help="random seed (recorded per mixture)")
     parser.add_argument(
-        "--workers", type=int, default=None, help="worker processes (default: every core; the output does not depend on it)"
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default: every core; the output does not depend on it)",
     )
     parser.add_argument(
         "--preset",
@@ -109,24 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_input(source: str, split: str | None):
-    """Utterances from a corpus root, folder tree or JSONL manifest (via amongus.corpora)."""
-    try:
-        from ..corpora import load_utterances
-    except ImportError:  # corpora not available: JSONL manifests only
-        load_utterances = None
-    if load_utterances is not None:
-        listing = load_utterances(source, split)
-        return listing.utterances, listing
-    from ..manifest import read_utterances
+    """Utterances from a corpus root, folder tree or JSONL manifest (``amongus.corpora``).
 
-    path = Path(source)
-    if path.suffix != ".jsonl":
-        raise SystemExit(f"{source}: expected a JSONL utterance manifest")
-    utterances = read_utterances(path)
-    for utterance in utterances:
-        if not Path(utterance.path).is_absolute():
-            utterance.path = str(path.parent / utterance.path)
-    return utterances, None
+    Files are not checked here: the Mixer checks them and applies ``--on-bad-input``.
+    """
+    from ..corpora import load_utterances
+
+    try:
+        listing = load_utterances(source, split, check_files=False)
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"--input: {error}") from error
+    if not listing.utterances:
+        raise SystemExit(
+            f"--input {source}: no utterances" + (f" in split {split!r}" if split else "")
+        )
+    return listing.utterances, listing
 
 
 def main(argv: list[str] | None = None) -> int:

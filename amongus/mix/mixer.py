@@ -19,17 +19,18 @@ import logging
 import math
 import multiprocessing
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..audio import AudioError, save_audio
-from ..manifest import Mixture, MixtureSource, Utterance, write_jsonl
+from ..manifest import Mixture, MixtureSource, Utterance
 from .augment import draw_augmentations
 from .config import MixerConfig
 from .plan import (
@@ -42,6 +43,7 @@ from .plan import (
     mixture_ids,
     mixture_rng,
     scan_utterances,
+    settings_key,
 )
 from .render import (
     FRAME_SECONDS,
@@ -49,7 +51,6 @@ from .render import (
     SourceCache,
     active_rms,
     activity,
-    frame_energy,
     place,
     unnormalised_mixture,
 )
@@ -203,7 +204,7 @@ def make_mixture(
                     "reason": error.problem}  # fmt: skip
     rate = config.sample_rate or natives[0][1]
     audios = [state.cache.at_rate(u.path, rate) for u in utterances]
-    references = [float(frame_energy(a, rate).max(initial=0.0)) for a in audios]
+    references = [state.cache.reference_energy(u.path, rate) for u in utterances]
     n = len(audios)
 
     rng = mixture_rng(state.seed, index, attempt, STREAM_PLACEMENT)
@@ -237,7 +238,7 @@ def make_mixture(
     sources = [
         MixtureSource(
             utt_id=u.utt_id,
-            path=u.path,
+            path=os.path.abspath(u.path),
             label=u.label,
             speaker=u.speaker,
             system=u.system,
@@ -289,7 +290,18 @@ def make_mixture(
             f"mixture {mixture_id}: non-finite samples from {[u.path for u in utterances]}"
         )
     save_audio(state.out_dir / mixture.path, audio, rate)
-    return {"status": "ok", "index": index, "key": key, "record": mixture.to_dict()}
+    return {"status": "ok", "index": index, "key": key, "record": mixture_dict(mixture)}
+
+
+def mixture_dict(mixture: Mixture) -> dict[str, Any]:
+    """``mixture.to_dict()`` without ``dataclasses.asdict``'s deep copy (the records hold only
+    plain values); equal to it, key for key."""
+    data = {f.name: getattr(mixture, f.name) for f in fields(Mixture)}
+    data["sources"] = [dict(source.__dict__) for source in mixture.sources]
+    data["augmentations"] = [dict(a) for a in mixture.augmentations]
+    data["extra"] = dict(mixture.extra)
+    data["label"] = mixture.label
+    return data
 
 
 # ----------------------------------------------------------------------------------------------
@@ -315,6 +327,17 @@ def _write_journal(path: Path, entries: Iterable[tuple[str, dict[str, Any]]]) ->
     with open(tmp, "w", encoding="utf-8") as handle:
         for key, record in entries:
             handle.write(json.dumps({"key": key, "record": record}, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _write_manifest(path: Path, records: list[Mixture], dicts: list[dict[str, Any]]) -> None:
+    """Validate the records and write the manifest lines from their dicts (as ``write_jsonl``
+    would: ``json.dumps(record.to_dict(), sort_keys=True, ensure_ascii=False)``), atomically."""
+    for record in records:
+        record.validate()
+    text = "".join(json.dumps(d, sort_keys=True, ensure_ascii=False) + "\n" for d in dicts)
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -388,6 +411,7 @@ class Mixer:
         journal = _read_journal(journal_path)
         _write_journal(journal_path, journal.items())  # drops a truncated last line
         attempts = [0] * n_mixtures
+        settings = settings_key(config, seed, split)
         self._written: set[str] = set()
         executor = None
         try:
@@ -396,7 +420,7 @@ class Mixer:
                 draws = [sampler.draw(i, attempts[i], compositions) for i in range(n_mixtures)]
                 ids = mixture_ids(draws, utterances, config, split)
                 keys = [
-                    fingerprint(config, seed, split, d, mid, utterances)
+                    fingerprint(settings, d, mid, utterances)
                     for d, mid in zip(draws, ids, strict=True)
                 ]
                 todo = [
@@ -408,10 +432,12 @@ class Mixer:
                     break
                 if executor is None and workers > 1 and len(todo) > 1:
                     executor = self._executor(workers, utterances, seed, split, out_dir)
-                self._render(
+                replan = self._render(
                     todo, executor, workers, utterances, seed, split, out_dir, journal,
                     journal_path, sampler, attempts, summary, progress,
                 )  # fmt: skip
+                if not replan:  # every mixture made: the plan stays as it is
+                    break
         finally:
             if executor is not None:
                 executor.shutdown(cancel_futures=True)
@@ -424,7 +450,7 @@ class Mixer:
                 (out_dir / record["path"]).unlink(missing_ok=True)
         _write_journal(journal_path, final.items())
         summary.n_resumed = n_mixtures - len(set(final) & self._written)
-        write_jsonl(out_dir / MANIFEST_NAME, records)
+        _write_manifest(out_dir / MANIFEST_NAME, records, [final[key] for key in keys])
         if config.thesis_metadata:
             write_thesis_metadata(out_dir / config.thesis_metadata, records)
 
@@ -443,8 +469,9 @@ class Mixer:
         return summary
 
     def _executor(self, workers, utterances, seed, split, out_dir):
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        # fork is the cheapest start, but not safe once torch (and its thread pools) is loaded
+        forkable = "fork" in multiprocessing.get_all_start_methods() and "torch" not in sys.modules
+        context = multiprocessing.get_context("fork" if forkable else "spawn")
         return concurrent.futures.ProcessPoolExecutor(
             max_workers=workers,
             mp_context=context,
@@ -455,7 +482,9 @@ class Mixer:
     def _render(
         self, todo, executor, workers, utterances, seed, split, out_dir, journal, journal_path,
         sampler, attempts, summary, progress,
-    ) -> None:  # fmt: skip
+    ) -> bool:  # fmt: skip
+        """Make the planned mixtures; True when some need planning again (bad input found,
+        presence guarantee not met)."""
         from tqdm.auto import tqdm
 
         config = self.config
@@ -466,6 +495,7 @@ class Mixer:
             chunksize = max(1, min(64, len(todo) // (workers * 8)))
             results = executor.map(_run_task, todo, chunksize=chunksize)
         bad_seen = {path for path, _ in summary.bad_inputs}
+        replan = False
         with open(journal_path, "a", encoding="utf-8") as journal_file:
             bar = tqdm(results, total=len(todo), desc="mixing", unit="mix", disable=not progress)
             for result in bar:
@@ -481,6 +511,7 @@ class Mixer:
                     if config.on_bad_input == "error":
                         raise AudioError(result["path"], result["reason"])
                     sampler.exclude([result["utterance"]])
+                    replan = True
                     if result["path"] not in bad_seen:
                         bad_seen.add(result["path"])
                         summary.bad_inputs.append((result["path"], result["reason"]))
@@ -488,9 +519,11 @@ class Mixer:
                     index = result["index"]
                     attempts[index] += 1
                     summary.presence_redraws += 1
+                    replan = True
                     if attempts[index] > config.max_redraws:
                         raise ValueError(
                             f"mixture {index}: no source draw met the presence guarantee "
                             f"(min_overlap={config.min_overlap} s) in {config.max_redraws} "
                             "redraws; lower --min-overlap or use longer utterances"
                         )
+        return replan

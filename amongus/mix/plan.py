@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -187,6 +188,12 @@ class SourceSampler:
         return valid[int(rng.integers(len(valid)))]
 
 
+def safe_name(utt_id: str) -> str:
+    """An utterance id usable in a file name: characters other than letters, digits, ``.``,
+    ``_`` and ``-`` (path separators, spaces) become ``-``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", utt_id).strip(".") or "utt"
+
+
 def mixture_ids(
     draws: Sequence[SourceDraw],
     utterances: Sequence[Utterance],
@@ -201,7 +208,7 @@ def mixture_ids(
     seen: Counter[str] = Counter()
     ids = []
     for draw in sorted(draws, key=lambda d: d.index):
-        name = "_".join(utterances[i].utt_id for i in draw.utterances)
+        name = "_".join(safe_name(utterances[i].utt_id) for i in draw.utterances)
         seen[name] += 1
         ids.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
     order = np.argsort([d.index for d in draws], kind="stable")
@@ -211,24 +218,24 @@ def mixture_ids(
     return result
 
 
-def fingerprint(
-    config: MixerConfig, seed: int, split: str, draw: SourceDraw, mixture_id: str, utterances
-) -> str:
-    """A hash of everything that determines a mixture's audio and record (for resuming)."""
+def settings_key(config: MixerConfig, seed: int, split: str) -> str:
+    """The part of a fingerprint shared by every mixture of a run (computed once)."""
     settings = config.to_dict()
     settings.pop("cache_mb", None)
     settings.pop("on_bad_input", None)
-    payload = {
-        "config": settings,
-        "seed": int(seed),
-        "split": split,
-        "index": draw.index,
-        "attempt": draw.attempt,
-        "id": mixture_id,
-        "sources": [(utterances[i].utt_id, utterances[i].path) for i in draw.utterances],
-    }
-    blob = json.dumps(payload, sort_keys=True).encode()
-    return hashlib.sha1(blob).hexdigest()
+    return json.dumps({"config": settings, "seed": int(seed), "split": split}, sort_keys=True)
+
+
+def fingerprint(settings: str, draw: SourceDraw, mixture_id: str, utterances) -> str:
+    """A hash of everything that determines a mixture's audio and record (for resuming)."""
+    payload = [
+        settings,
+        draw.index,
+        draw.attempt,
+        mixture_id,
+        [(utterances[i].utt_id, utterances[i].path) for i in draw.utterances],
+    ]
+    return hashlib.sha1(json.dumps(payload).encode()).hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -56,6 +56,16 @@ class SourceCache:
             self._put(key, item)
         return item
 
+    def reference_energy(self, path: str | os.PathLike, sample_rate: int) -> float:
+        """The loudest 10 ms frame's mean square of the source at ``sample_rate``."""
+        key = (str(path), -int(sample_rate))
+        item = self._get(key)
+        if item is None:
+            energy = frame_energy(self.at_rate(path, sample_rate), sample_rate)
+            item = (np.array([energy.max(initial=0.0)]), int(sample_rate))
+            self._put(key, item)
+        return float(item[0][0])
+
     def at_rate(self, path: str | os.PathLike, sample_rate: int) -> np.ndarray:
         key = (str(path), int(sample_rate))
         item = self._get(key)
@@ -95,8 +105,8 @@ def frame_energy(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     [..., F]``."""
     frame = max(1, int(round(FRAME_SECONDS * sample_rate)))
     n_frames = audio.shape[-1] // frame
-    trimmed = audio[..., : n_frames * frame]
-    return np.mean(np.square(trimmed.reshape(*audio.shape[:-1], n_frames, frame)), axis=-1)
+    framed = audio[..., : n_frames * frame].reshape(*audio.shape[:-1], n_frames, frame)
+    return np.einsum("...ft,...ft->...f", framed, framed) / frame
 
 
 def activity(

@@ -24,7 +24,7 @@ def thesis_line(mixture: Mixture) -> str:
     """The study's metadata line for one mixture."""
     fields = [mixture.mixture_id]
     for source in mixture.sources:
-        fields += [source.utt_id, source.label]
+        fields += ["_".join(source.utt_id.split()), source.label]  # no blanks inside a field
     fields.append(mixture.label)
     return " ".join(fields)
 

@@ -376,6 +376,9 @@ class Trainer:
         inputs_use_mask = bool(getattr(classifier, "uses_attention_mask", True))
         model_device = accelerator.device
         for epoch in range(state["epoch"], config.epochs):
+            # Accelerate's loader re-sets its batch sampler's epoch from its own iteration count
+            # when iterated; align that count with ours (it restarts at 0 after a resume).
+            train_loader.set_epoch(epoch)
             sampler.set_epoch(epoch)
             model.train()
             start_time = time.perf_counter()

@@ -50,7 +50,7 @@ class SizeConfig:
 
 SIZES = {
     "tiny": SizeConfig("tiny", {"train": 16, "dev": 8, "eval": 16}, 1.0, 2.5),
-    "demo": SizeConfig("demo", {"train": 12, "dev": 12, "eval": 12}, 2.0, 3.5, use_shared=False),
+    "demo": SizeConfig("demo", {"train": 16, "dev": 16, "eval": 16}, 2.0, 3.0, use_shared=False),
     "small": SizeConfig("small", {"train": 120, "dev": 60, "eval": 100}, 1.5, 5.0),
     "full": SizeConfig("full", {"train": 560, "dev": 240, "eval": 400}, 1.5, 6.0),
 }
@@ -114,9 +114,13 @@ class Plan:
 
 
 def _fill_clips(cycle: _Cycle, target: float, max_clips: int = 6) -> list[SourceClip]:
+    """Clips of one speaker estimated to last ``target`` seconds once trimmed, plus one in
+    reserve (durations are estimates; rendering stops as soon as the target is reached)."""
     clips: list[SourceClip] = []
     total = 0.0
-    while total < target * 1.15 and len(clips) < max_clips:
+    reserve_taken = False
+    while len(clips) < max_clips and not reserve_taken:
+        reserve_taken = total >= target * 1.15
         clip = cycle.next()
         if clip is None or clip in clips:
             break

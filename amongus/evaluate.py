@@ -1,0 +1,292 @@
+"""Evaluation: ``python -m amongus.evaluate`` and single-stream (no separator) evaluation.
+
+Two jobs share one report format (:class:`amongus.results.EvaluationReport`):
+
+* **mixtures** -- run :class:`amongus.Pipeline` over a Mixer manifest (``mixtures.jsonl``):
+  composition (SS/SB/BB) report, per-stream report on assigned streams, spoof-present EER/AUC,
+  EER per spoof system and language;
+* **single-stream** (``--single``) -- score single-speaker utterances with the classifier only,
+  from an ASVspoof 2019 LA root, a real/fake folder tree or an utterance manifest: AUC, EER, ROC
+  and DET, EER per spoof system. Several corpora in one run give the cross-dataset table
+  (train on one corpus, test on others).
+
+Examples::
+
+    python -m amongus.evaluate runs/mix/mixtures.jsonl --separator sepformer \\
+        --classifier path/to/classifier --out runs/eval
+    python -m amongus.evaluate --single data/LA data/in_the_wild --split eval \\
+        --classifier path/to/classifier --out runs/cross
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .audio import AudioError, load_audio
+from .labels import BONAFIDE, SPOOF
+from .manifest import Utterance
+from .results import EvaluationReport
+
+logger = logging.getLogger(__name__)
+
+
+def _listing(source: Any, split: str | None):
+    """``(utterances, problems, description)`` from a path, a CorpusListing or utterances."""
+    from .corpora import load_utterances
+    from .corpora.base import CorpusListing
+
+    if isinstance(source, str | os.PathLike):
+        listing = load_utterances(source, split)
+        return listing.utterances, list(listing.problems), str(source)
+    if isinstance(source, CorpusListing):
+        return source.utterances, list(source.problems), source.root or "corpus listing"
+    utterances = list(source)
+    return utterances, [], f"{len(utterances)} utterances"
+
+
+def evaluate_utterances(
+    classifier: Any,
+    utterances_or_source: str | os.PathLike | Iterable[Utterance] | Any,
+    *,
+    split: str | None = None,
+    batch_size: int = 8,
+    spoof_threshold: float = 0.5,
+    device: str = "cpu",
+    out_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    limit: int | None = None,
+) -> EvaluationReport:
+    """Score single-speaker utterances with a classifier alone (no separator).
+
+    Args:
+        classifier: a :class:`~amongus.classifier.SpoofClassifier`, a folder or hub id, or a
+            config dict (as for :class:`amongus.Pipeline`).
+        utterances_or_source: an ASVspoof 2019 LA root, a real/fake folder tree, a JSONL
+            utterance manifest (:func:`amongus.corpora.load_utterances`), a ``CorpusListing`` or
+            a list of :class:`~amongus.manifest.Utterance`.
+        split: keep one split (``"train"``, ``"dev"``, ``"eval"``) of a corpus.
+        batch_size: utterances per classifier forward.
+        spoof_threshold: an utterance is called spoof when its spoof probability is >= this.
+        out_dir: also save the report there.
+        limit: score only the first ``limit`` utterances.
+
+    Returns:
+        An :class:`EvaluationReport` of kind ``"utterances"``: ``metrics["streams"]`` is the
+        per-utterance binary report (accuracy, precision, recall, F1, EER, AUC) and
+        ``metrics["eer_by_system"]`` / ``["eer_by_language"]`` the breakdowns. Files the corpus
+        reader could not use and files that fail to load are in ``report.skipped``.
+    """
+    from tqdm.auto import tqdm
+
+    from .pipeline import load_classifier
+
+    started = time.perf_counter()
+    classifier = load_classifier(classifier, device=device)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    utterances, problems, description = _listing(utterances_or_source, split)
+    if limit is not None:
+        utterances = utterances[:limit]
+    skipped = [
+        {"id": Path(path).stem, "path": str(path), "reason": reason} for path, reason in problems
+    ]
+    rate = int(classifier.sample_rate)
+    rows: list[dict[str, Any]] = []
+    pending: list[tuple[Utterance, np.ndarray]] = []
+
+    def flush() -> None:
+        scores = classifier.score(
+            [audio for _, audio in pending], sample_rate=rate, batch_size=batch_size
+        )
+        for index, (utterance, _) in enumerate(pending):
+            probability = float(scores.spoof_probability[index])
+            rows.append(
+                {
+                    "mixture_id": None,
+                    "stream": 0,
+                    "reference": 0,
+                    "utt_id": utterance.utt_id,
+                    "true_label": utterance.label,
+                    "predicted_label": SPOOF if probability >= spoof_threshold else BONAFIDE,
+                    "spoof_probability": probability,
+                    "cm_score": float(scores.cm_score[index]),
+                    "system": utterance.system,
+                    "language": utterance.language,
+                    "speaker": utterance.speaker,
+                    "si_sdr": None,
+                }
+            )
+        pending.clear()
+
+    for utterance in tqdm(utterances, desc="score", unit="utt", disable=not progress):
+        try:
+            audio, _ = load_audio(utterance.path, sample_rate=rate, allow_silent=True)
+        except AudioError as error:
+            skipped.append(
+                {"id": utterance.utt_id, "path": utterance.path, "reason": error.problem}
+            )
+            continue
+        pending.append((utterance, audio))
+        if len(pending) >= batch_size:
+            flush()
+    if pending:
+        flush()
+    report = EvaluationReport(
+        kind="utterances",
+        mixture_rows=[],
+        stream_rows=rows,
+        skipped=skipped,
+        classifier=str(getattr(classifier, "identity", type(classifier).__name__)),
+        separator=None,
+        rates={"classifier": rate},
+        assignment=None,
+        spoof_threshold=spoof_threshold,
+        n_inputs=len(utterances) + len(problems),
+        elapsed_seconds=time.perf_counter() - started,
+        source=description if split is None else f"{description} ({split})",
+    )
+    if out_dir is not None:
+        report.save(out_dir)
+    return report
+
+
+def cross_dataset_table(reports: dict[str, EvaluationReport]) -> str:
+    """One line per evaluated corpus: n, EER, AUC, accuracy (the course-style comparison)."""
+    lines = [f"{'corpus':<40} {'n':>6} {'EER %':>7} {'AUC':>6} {'acc':>6}"]
+    for name, report in reports.items():
+        metrics = report.metrics["streams"]
+        if metrics is None:
+            lines.append(f"{name:<40} {0:>6} {'-':>7} {'-':>6} {'-':>6}")
+            continue
+        eer = "-" if metrics["eer"] is None else f"{100 * metrics['eer']:.2f}"
+        auc = "-" if metrics["auc"] is None else f"{metrics['auc']:.3f}"
+        lines.append(f"{name:<40} {metrics['n']:>6} {eer:>7} {auc:>6} {metrics['accuracy']:>6.3f}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- command line
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m amongus.evaluate",
+        description=(
+            "Evaluate a separator + spoof classifier on labelled mixtures (a Mixer manifest), "
+            "or, with --single, a classifier alone on single-speaker corpora. Writes "
+            "report.json, CSV rows, an ASVspoof score file and PNG plots, and prints a report."
+        ),
+    )
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        help="mixtures.jsonl or the Mixer's output folder; with --single: ASVspoof roots, "
+        "real/fake folders or utterance manifests (one report each)",
+    )
+    parser.add_argument(
+        "--single", action="store_true", help="single-stream evaluation (no separator)"
+    )
+    parser.add_argument("--split", default=None, help="--single: corpus split (train/dev/eval)")
+    parser.add_argument(
+        "--separator",
+        default=None,
+        help="oracle, passthrough, sepformer, convtasnet, a checkpoint folder or hub id "
+        "(default: the preset's)",
+    )
+    parser.add_argument(
+        "--classifier", default=None, help="classifier folder or hub id (default: the preset's)"
+    )
+    parser.add_argument("--preset", default="default", help="amongus.defaults preset for defaults")
+    parser.add_argument(
+        "--assignment",
+        choices=("signal", "labels", "none"),
+        default="signal",
+        help="signal: best -SI-SDR permutation (honest); labels: the study's method "
+        "(optimistic); none: mixture-level outputs only",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=4, help="mixtures (or utterances) per batch"
+    )
+    parser.add_argument(
+        "--chunk-seconds", type=float, default=None, help="separate in chunks of this length"
+    )
+    parser.add_argument("--threshold", type=float, default=0.5, help="spoof probability threshold")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate the first N items only")
+    parser.add_argument("--out", type=Path, default=Path("runs/evaluate"), help="output folder")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def _single(args: argparse.Namespace) -> int:
+    from .pipeline import load_classifier
+
+    spec = args.classifier
+    if spec is None:
+        from .defaults import default_components
+
+        spec = default_components(args.preset)["classifier"]
+    classifier = load_classifier(spec, device=args.device)
+    reports: dict[str, EvaluationReport] = {}
+    for index, source in enumerate(args.inputs):
+        name = Path(source).name or f"corpus{index}"
+        out_dir = args.out if len(args.inputs) == 1 else args.out / f"{index:02d}_{name}"
+        report = evaluate_utterances(
+            classifier,
+            source,
+            split=args.split,
+            batch_size=args.batch_size,
+            spoof_threshold=args.threshold,
+            progress=not args.quiet,
+            limit=args.limit,
+        )
+        report.save(out_dir, plots=not args.no_plots)
+        print(report)
+        print(f"report written to {out_dir}\n")
+        reports[source] = report
+    if len(reports) > 1:
+        print(cross_dataset_table(reports))
+    return 0
+
+
+def _mixtures(args: argparse.Namespace) -> int:
+    from .pipeline import Pipeline
+
+    if len(args.inputs) != 1:
+        raise SystemExit("give one mixtures.jsonl (or Mixer output folder) per run")
+    pipeline = Pipeline(
+        separator=args.separator,
+        classifier=args.classifier,
+        assignment=None if args.assignment == "none" else args.assignment,
+        batch_size=args.batch_size,
+        chunk_seconds=args.chunk_seconds,
+        device=args.device,
+        spoof_threshold=args.threshold,
+        preset=args.preset,
+    )
+    report = pipeline.evaluate(args.inputs[0], progress=not args.quiet, limit=args.limit)
+    report.save(args.out, plots=not args.no_plots)
+    print(report)
+    print(f"report written to {args.out}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _single(args) if args.single else _mixtures(args)
+    except (FileNotFoundError, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""Speed and memory of ``Pipeline.evaluate`` against the study's per-file loop.
+
+Both sides use the same tiny models (``amongus.testing``: a SepFormer at 8 kHz by default and a
+WavLM classifier at 16 kHz, so both resampling steps happen), the same mixtures (made by the
+Mixer from the bundled demo corpus) and run in the same process, alternating.
+
+* **study loop** -- the plain way, as the study's evaluation script did it: for each file, read
+  it, build a new ``torchaudio`` resampler to the separator's rate, separate it alone, and for
+  each stream build another new resampler, run the feature extractor and the classifier; the
+  classifier runs three times per stream (twice to choose the stream order against the labels,
+  once for the scores). ``--forwards 1`` gives the same loop with one forward per stream.
+* **Pipeline.evaluate** -- batched separation, cached resamplers, one classifier forward per
+  stream, rows instead of audio kept; with ``assignment="labels"`` (the same method) and with the
+  default ``"signal"`` (which additionally renders every mixture's reference sources).
+
+Memory: ``Pipeline.evaluate`` runs in a fresh subprocess on ``N`` and on ``10 N`` mixtures and
+reports each one's peak RSS (``resource.getrusage``); the target is at most 1.2x.
+
+Run::
+
+    python benchmarks/bench_evaluate.py                      # speed + memory, prints a table
+    python benchmarks/bench_evaluate.py --separator convtasnet --n-mixtures 24 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+# ---------------------------------------------------------------------------- setup
+def make_mixtures(out_dir: Path, n_mixtures: int, seed: int = 0) -> Path:
+    """Mixtures of two demo utterances (eval split), written by the Mixer."""
+    from amongus.corpora.demo import demo_utterances
+    from amongus.mix import Mixer, MixerConfig
+
+    utterances = demo_utterances("eval") + demo_utterances("dev")
+    Mixer(MixerConfig()).run(
+        utterances, out_dir, n_mixtures=n_mixtures, seed=seed, workers=1, progress=False
+    )
+    return out_dir / "mixtures.jsonl"
+
+
+def build_models(work: Path, separator_kind: str) -> tuple[str, str]:
+    from amongus.testing.classifiers import build_tiny_classifier
+    from amongus.testing.separators import build_tiny_convtasnet, build_tiny_sepformer
+
+    classifier = build_tiny_classifier(work / "classifier")
+    if separator_kind == "sepformer":
+        separator = build_tiny_sepformer(work / "sepformer", sample_rate=8000)
+    elif separator_kind == "convtasnet":
+        separator = build_tiny_convtasnet(work / "convtasnet", sample_rate=16000)
+    else:
+        separator = separator_kind
+    return str(separator), str(classifier)
+
+
+# ---------------------------------------------------------------------------- the study's loop
+def study_loop(manifest: Path, separator, model, feature_extractor, *, forwards: int = 3) -> int:
+    """The per-file evaluation loop of the study (see the module docstring). Returns files done."""
+    import soundfile as sf
+    import torch
+    import torchaudio
+
+    from amongus.manifest import read_mixtures
+
+    classifier_rate = int(feature_extractor.sampling_rate)
+    done = 0
+    for mixture in read_mixtures(manifest):
+        audio, rate = sf.read(str(manifest.parent / mixture.path), dtype="float32")
+        waveform = torch.from_numpy(audio)[None]
+        separator_rate = separator.sample_rate or rate
+        if separator_rate != rate:
+            waveform = torchaudio.transforms.Resample(rate, separator_rate)(waveform)
+        streams = separator.separate(waveform)  # [1, S, T]
+        for index in range(streams.shape[1]):
+            stream = streams[0, index]
+            if separator_rate != classifier_rate:
+                stream = torchaudio.transforms.Resample(separator_rate, classifier_rate)(stream)
+            for _ in range(forwards):
+                inputs = feature_extractor(
+                    stream.numpy(), sampling_rate=classifier_rate, return_tensors="pt"
+                )
+                with torch.no_grad():
+                    model(**inputs).logits.softmax(-1)
+        done += 1
+    return done
+
+
+# ---------------------------------------------------------------------------- memory child
+def memory_child(args: argparse.Namespace) -> None:
+    from amongus.classifier import SpoofClassifier
+    from amongus.pipeline import Pipeline
+
+    pipeline = Pipeline(
+        separator=args.separator_source,
+        classifier=SpoofClassifier.from_pretrained(args.classifier_source),
+        assignment=args.assignment,
+        batch_size=args.batch_size,
+    )
+    started = time.perf_counter()
+    report = pipeline.evaluate(args.manifest, progress=False, limit=args.limit)
+    elapsed = time.perf_counter() - started
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "n": report.n_evaluated,
+                "skipped": report.n_skipped,
+                "peak_rss_mib": peak_kib / 1024,
+                "seconds": elapsed,
+            }
+        )
+    )
+
+
+def run_memory_child(manifest, separator, classifier, limit, assignment, batch_size) -> dict:
+    command = [
+        sys.executable,
+        __file__,
+        "--memory-child",
+        "--manifest",
+        str(manifest),
+        "--separator-source",
+        separator,
+        "--classifier-source",
+        classifier,
+        "--limit",
+        str(limit),
+        "--assignment",
+        assignment,
+        "--batch-size",
+        str(batch_size),
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--separator", default="sepformer", help="sepformer, convtasnet, passthrough"
+    )
+    parser.add_argument("--n-mixtures", type=int, default=16, help="mixtures for the speed test")
+    parser.add_argument("--repeats", type=int, default=2, help="timed rounds (best is kept)")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--forwards", type=int, default=3, help="study loop forwards per stream")
+    parser.add_argument("--memory-n", type=int, default=8, help="N for the memory test (and 10 N)")
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    parser.add_argument("--workdir", type=Path, default=None)
+    # internal: the memory measurement subprocess
+    parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--manifest", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--separator-source", help=argparse.SUPPRESS)
+    parser.add_argument("--classifier-source", help=argparse.SUPPRESS)
+    parser.add_argument("--limit", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--assignment", default="signal", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        memory_child(args)
+        return {}
+
+    import torch
+
+    from amongus.classifier import SpoofClassifier
+    from amongus.pipeline import Pipeline, load_pipeline_separator
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_evaluate_"))
+    n_total = max(args.n_mixtures, 10 * args.memory_n if not args.no_memory else 0)
+    print(f"making {n_total} mixtures in {work} ...", flush=True)
+    manifest = make_mixtures(work / "mix", n_total)
+    speed_manifest = work / "speed.jsonl"
+    lines = manifest.read_text().splitlines()[: args.n_mixtures]
+    speed_manifest.write_text("\n".join(lines) + "\n")
+    # the speed manifest sits next to the audio folder, so relative paths resolve alike
+    speed_manifest = manifest.parent / "speed.jsonl"
+    speed_manifest.write_text("\n".join(lines) + "\n")
+    separator_source, classifier_source = build_models(work, args.separator)
+    separator = load_pipeline_separator(separator_source)
+    classifier = SpoofClassifier.from_pretrained(classifier_source)
+    pipelines = {
+        "pipeline_labels": Pipeline(
+            separator=separator, classifier=classifier, assignment="labels",
+            batch_size=args.batch_size,
+        ),
+        "pipeline_signal": Pipeline(
+            separator=separator, classifier=classifier, assignment="signal",
+            batch_size=args.batch_size,
+        ),
+    }  # fmt: skip
+    # warm-up (first-call costs: thread pools, resampler kernels) on two mixtures
+    study_loop(
+        speed_manifest, separator, classifier.model, classifier.feature_extractor, forwards=1
+    )
+    for pipeline in pipelines.values():
+        pipeline.evaluate(speed_manifest, progress=False, limit=2)
+
+    timings: dict[str, list[float]] = {name: [] for name in ["study_loop", *pipelines]}
+    if args.forwards != 1:
+        timings["plain_loop_1_forward"] = []
+    for _ in range(args.repeats):
+        started = time.perf_counter()
+        done = study_loop(
+            speed_manifest,
+            separator,
+            classifier.model,
+            classifier.feature_extractor,
+            forwards=args.forwards,
+        )
+        timings["study_loop"].append(done / (time.perf_counter() - started))
+        if "plain_loop_1_forward" in timings:
+            started = time.perf_counter()
+            done = study_loop(
+                speed_manifest, separator, classifier.model, classifier.feature_extractor,
+                forwards=1,
+            )  # fmt: skip
+            timings["plain_loop_1_forward"].append(done / (time.perf_counter() - started))
+        for name, pipeline in pipelines.items():
+            started = time.perf_counter()
+            report = pipeline.evaluate(speed_manifest, progress=False)
+            assert report.n_skipped == 0, report.skipped
+            timings[name].append(report.n_evaluated / (time.perf_counter() - started))
+    best = {name: max(values) for name, values in timings.items()}
+    results = {
+        "separator": separator.identity,
+        "classifier": classifier.identity,
+        "n_mixtures": args.n_mixtures,
+        "batch_size": args.batch_size,
+        "study_forwards_per_stream": args.forwards,
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "mixtures_per_second": best,
+        "all_rounds": timings,
+        "speedup_labels_vs_study": best["pipeline_labels"] / best["study_loop"],
+        "speedup_signal_vs_study": best["pipeline_signal"] / best["study_loop"],
+    }
+    if "plain_loop_1_forward" in best:
+        results["speedup_labels_vs_plain_loop"] = (
+            best["pipeline_labels"] / best["plain_loop_1_forward"]
+        )
+    print("\nmixtures per second (best of %d rounds):" % args.repeats)
+    for name, value in best.items():
+        print(f"  {name:<24} {value:7.2f}")
+    print(
+        f"  speedup (labels, same method) vs study loop: {results['speedup_labels_vs_study']:.2f}x"
+    )
+    print(
+        f"  speedup (signal, default)     vs study loop: {results['speedup_signal_vs_study']:.2f}x"
+    )
+    if "speedup_labels_vs_plain_loop" in results:
+        print(
+            "  speedup (labels) vs plain loop with 1 forward/stream: "
+            f"{results['speedup_labels_vs_plain_loop']:.2f}x"
+        )
+
+    if not args.no_memory:
+        small = run_memory_child(
+            manifest, separator_source, classifier_source, args.memory_n, "signal", args.batch_size
+        )
+        large = run_memory_child(
+            manifest, separator_source, classifier_source, 10 * args.memory_n, "signal",
+            args.batch_size,
+        )  # fmt: skip
+        ratio = large["peak_rss_mib"] / small["peak_rss_mib"]
+        results["memory"] = {"small": small, "large": large, "peak_rss_ratio": ratio}
+        print(
+            f"\npeak RSS of Pipeline.evaluate (signal assignment, fresh process): "
+            f"{small['n']} mixtures {small['peak_rss_mib']:.0f} MiB, "
+            f"{large['n']} mixtures {large['peak_rss_mib']:.0f} MiB -> ratio {ratio:.3f}"
+        )
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2, default=float) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main()
