@@ -380,6 +380,11 @@ def build_app(config: AppConfig | None = None):
             f"Separator `{short_name(separator_spec)}`, classifier `{short_name(classifier_spec)}`; "
             f"streams at {analysis.sample_rate} Hz."
         )
+        if len(analysis.streams) > MAX_STREAMS_SHOWN:
+            analysis.notes.append(
+                f"The table lists all {len(analysis.streams)} streams; the first "
+                f"{MAX_STREAMS_SHOWN} have players."
+            )
         outputs: list[Any] = [analysis.verdict_markdown(), analysis.score_rows()]
         for index in range(MAX_STREAMS_SHOWN):
             if index < len(analysis.streams):
@@ -398,8 +403,6 @@ def build_app(config: AppConfig | None = None):
                 outputs.append(gr.Audio(value=None, visible=False))
         return outputs
 
-    font = ["ui-sans-serif", "system-ui", "sans-serif"]  # no web fonts: works offline
-    theme = gr.themes.Default(font=font, font_mono=["ui-monospace", "monospace"])
     with gr.Blocks(title="amongus: spoofed voices in multi-party audio") as blocks:
         gr.Markdown(
             "# amongus: who in this conversation is a deepfake?\n"
@@ -461,8 +464,15 @@ def build_app(config: AppConfig | None = None):
             inputs=[audio_in, separator_menu, classifier_menu, example_menu],
             outputs=[verdict, scores, *stream_players],
         )
-    blocks.amongus_theme = theme  # passed to launch(); Gradio 6 takes the theme there
     return blocks, examples
+
+
+def offline_theme():
+    """Gradio's default theme with system fonts only, so the page loads no web fonts."""
+    import gradio as gr
+
+    font = ["ui-sans-serif", "system-ui", "sans-serif"]
+    return gr.themes.Default(font=font, font_mono=["ui-monospace", "monospace"])
 
 
 def _same_audio(path: Path, example: Example) -> bool:
@@ -550,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         # Gradio's own hard cap, above ours, so that our check gives the clearer message.
         max_file_size=int(2 * config.max_upload_mb * 1024 * 1024) + 1024,
         allowed_paths=[str(config.cache_dir)],
-        theme=blocks.amongus_theme,
+        theme=offline_theme(),  # Gradio 6 takes the theme in launch()
         footer_links=[],
         quiet=True,
     )

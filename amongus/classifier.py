@@ -81,7 +81,8 @@ class StreamScores:
         if logits.ndim != 2 or logits.shape[1] < 2:
             raise ValueError(f"logits must have shape [N, C] with C >= 2, got {logits.shape}")
         if not np.all(np.isfinite(logits)):
-            raise ValueError("the classifier produced non-finite logits")
+            bad = np.flatnonzero(~np.all(np.isfinite(logits), axis=1)).tolist()
+            raise ValueError(f"the classifier produced NaN or infinite logits for streams {bad}")
         spoof_logit = logits[:, spoof_index]
         others = np.delete(logits, spoof_index, axis=1)
         # log-sum-exp of the non-spoof logits, stable for large values
@@ -244,7 +245,7 @@ class SpoofClassifier:
         if explicit and config.num_labels == 2:
             # Write the choice into the config so a saved copy loads without the override.
             config.id2label = {self.spoof_index: SPOOF, 1 - self.spoof_index: BONAFIDE}
-            config.label2id = {name: index for index, name in config.id2label.items()}
+            config.label2id = {label: index for index, label in config.id2label.items()}
         self.model = model
         self.feature_extractor = feature_extractor
         self.sample_rate = int(rate)
@@ -301,10 +302,18 @@ class SpoofClassifier:
         from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
         source = str(name_or_path)
-        looks_local = os.path.sep in source or source.startswith(".") or Path(source).exists()
-        if looks_local and not Path(source).is_dir():
+        # A hub id is "name" or "owner/name"; anything else path-like must be an existing folder.
+        looks_local = (
+            source.startswith(("/", ".", "~"))
+            or source.count("/") > 1
+            or "\\" in source
+            or Path(source).exists()
+        )
+        if looks_local and not Path(source).expanduser().is_dir():
             raise OSError(f"{source}: no such classifier folder")
         try:
+            if looks_local:
+                source = str(Path(source).expanduser())
             model = AutoModelForAudioClassification.from_pretrained(source, **hub_kwargs)
             feature_extractor = AutoFeatureExtractor.from_pretrained(source, **hub_kwargs)
         except (OSError, ValueError) as error:
@@ -405,8 +414,6 @@ class SpoofClassifier:
                 raise ValueError(
                     f"stream {index}: expected a mono waveform [T], got shape {array.shape}"
                 )
-            if not np.all(np.isfinite(array)):
-                raise ValueError(f"stream {index}: contains NaN or infinite samples")
             arrays.append(array)
         if lengths is not None:
             lengths = [int(n) for n in np.asarray(torch.as_tensor(lengths).cpu())]
@@ -416,6 +423,9 @@ class SpoofClassifier:
                 if not 0 <= length <= array.shape[0]:
                     raise ValueError(f"stream {index}: length {length} outside 0..{array.shape[0]}")
             arrays = [array[:length] for array, length in zip(arrays, lengths, strict=True)]
+        for index, array in enumerate(arrays):
+            if not np.all(np.isfinite(array)):
+                raise ValueError(f"stream {index}: contains NaN or infinite samples")
         return arrays
 
     def _fit_short(self, array: np.ndarray) -> np.ndarray:

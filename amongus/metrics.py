@@ -110,8 +110,8 @@ def det_curve(
 
     This is the official ``compute_det_curve``: all scores are concatenated (bonafide first,
     label 1; spoof label 0) and sorted with a *stable* sort; after the ``i``-th sorted score the
-    false rejection rate is the share of bonafide scores at or below it and the false acceptance
-    rate the share of spoof scores above it. The first point is ``(frr, far) = (0, 1)`` at
+    false rejection rate is the share of bonafide scores among the first ``i`` and the false
+    acceptance rate the share of spoof scores after them. The first point is ``(frr, far) = (0, 1)`` at
     threshold ``min(scores) - 0.001``; the others use the sorted scores as thresholds.
 
     Ties are not merged: tied scores are passed one by one in concatenation order (bonafide
@@ -141,8 +141,8 @@ def eer(
 
     Scores are **higher = bonafide** (``cm_score``). On the DET points of :func:`det_curve`, the
     first point where ``|FRR - FAR|`` is smallest is taken; the EER is the mean of its FRR and FAR
-    and the threshold its score. There is no interpolation, so the EER is a multiple of
-    ``1 / (2 N_b N_s)`` at most away from the DET curve's crossing.
+    and the threshold its score. There is no interpolation: where FRR and FAR never meet exactly,
+    the EER is the mean of the closest pair.
 
     Note the official code's treatment of ties: tied bonafide and spoof scores are not merged, so
     if *all* scores are equal the EER is ``1.0`` (not ``0.5``).

@@ -176,7 +176,6 @@ def main(argv: list[str] | None = None) -> dict:
     from amongus.classifier import SpoofClassifier
     from amongus.pipeline import Pipeline, load_pipeline_separator
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_evaluate_"))
     n_total = max(args.n_mixtures, 10 * args.memory_n if not args.no_memory else 0)
     print(f"making {n_total} mixtures in {work} ...", flush=True)
@@ -251,7 +250,7 @@ def main(argv: list[str] | None = None) -> dict:
         results["speedup_labels_vs_plain_loop"] = (
             best["pipeline_labels"] / best["plain_loop_1_forward"]
         )
-    print("\nmixtures per second (best of %d rounds):" % args.repeats)
+    print(f"\nmixtures per second (best of {args.repeats} rounds):")
     for name, value in best.items():
         print(f"  {name:<24} {value:7.2f}")
     print(

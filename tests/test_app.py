@@ -91,6 +91,47 @@ def test_command_line_has_no_share_option():
     assert not any("share" in option or "host" in option for option in options)
 
 
+def test_prepare_examples_mixes_the_demo_set_once(tmp_path: Path):
+    from amongus.app import prepare_examples
+    from amongus.manifest import read_mixtures
+
+    examples = prepare_examples(tmp_path, n_examples=2, seed=3)
+    assert len(examples) == 2
+    (manifest,) = tmp_path.rglob("mixtures.jsonl")
+    records = {m.mixture_id: m for m in read_mixtures(manifest)}
+    for example in examples:
+        assert example.path.is_file()
+        assert example.label == records[example.mixture_id].label
+        assert example.duration == pytest.approx(sf.info(str(example.path)).duration)
+    stamps = [example.path.stat().st_mtime_ns for example in examples]
+    again = prepare_examples(tmp_path, n_examples=2, seed=3)
+    assert again == examples
+    assert [example.path.stat().st_mtime_ns for example in again] == stamps  # not mixed again
+
+
+def test_verdict_names_composition_presence_and_truth():
+    from amongus.app import Analysis
+
+    analysis = Analysis(
+        sample_rate=16000,
+        streams=[np.zeros(10), np.zeros(10)],
+        stream_labels=["spoof", "bonafide"],
+        stream_spoof_probability=[0.7, 0.2],
+        stream_cm_score=[-0.8, 1.4],
+        mixture_label="SB",
+        spoof_present_score=0.7,
+        true_label="BB",
+    )
+    text = analysis.verdict_markdown()
+    assert "### Verdict: SB" in text
+    assert "**Spoof present: yes** (score 0.700, threshold 0.5)" in text
+    assert "1 of 2 separated speakers look spoofed." in text
+    assert "True composition of this bundled example: **BB** (wrong)." in text
+    assert analysis.score_rows() == [[1, "spoof", 0.7, -0.8], [2, "bonafide", 0.2, 1.4]]
+    analysis.spoof_present_score = 0.3
+    assert "**Spoof present: no**" in analysis.verdict_markdown()
+
+
 # --- the real app in a browser ------------------------------------------------------------------
 
 

@@ -78,6 +78,9 @@ def test_builder_seed_controls_weights(tmp_path):
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(OSError, match="no such classifier folder"):
         SpoofClassifier.from_pretrained(tmp_path / "nowhere")
+    # "owner/name" is a hub id, not a folder: offline, the hub loader's error is reported.
+    with pytest.raises(OSError, match="amongus-test/no-such-model: cannot load a spoof classifier"):
+        SpoofClassifier.from_pretrained("amongus-test/no-such-model", local_files_only=True)
 
 
 # ------------------------------------------------------------------ which class is spoof
@@ -156,6 +159,11 @@ def test_stream_scores_from_logits():
     assert scores.cm_score[3] > scores.cm_score[2]
 
 
+def test_non_finite_logits_are_refused():
+    with pytest.raises(ValueError, match=r"streams \[1\]"):
+        StreamScores.from_logits(np.array([[0.0, 1.0], [np.nan, 0.0]]), spoof_index=1)
+
+
 def test_three_classes_spoof_versus_rest():
     logits = np.array([[1.0, 2.0, 0.5], [-1.0, 0.0, 3.0]])
     scores = StreamScores.from_logits(logits, spoof_index=2)
@@ -216,8 +224,11 @@ def test_padded_tensor_batch_with_lengths(classifier):
     padded = torch.zeros(2, 5000)
     padded[0] = torch.from_numpy(audio[0])
     padded[1, :3000] = torch.from_numpy(audio[1])
+    padded[1, 3000:] = float("nan")  # whatever lies beyond a stream's length is ignored
     from_tensor = classifier.score(padded, lengths=torch.tensor([5000, 3000]))
     np.testing.assert_allclose(from_tensor.cm_score, single_scores(classifier, audio), atol=1e-4)
+    with pytest.raises(ValueError, match="length 6000 outside 0..5000"):
+        classifier.score(padded, lengths=[6000, 3000])
 
 
 # ------------------------------------------------------------------ short and long streams
@@ -305,3 +316,28 @@ def test_save_pretrained_round_trip(classifier, tmp_path):
     np.testing.assert_array_equal(reloaded.score(audio).logits, classifier.score(audio).logits)
     assert reloaded.sample_rate == classifier.sample_rate
     assert reloaded.feature_extractor.do_normalize and reloaded.uses_attention_mask
+
+
+# ------------------------------------------------------------------ real audio
+SHARED = (
+    __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+)
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not (SHARED / "manifest.csv").exists(), reason="../shared/data/real absent")
+def test_real_speech_scores_the_same_alone_and_batched(classifier):
+    from amongus.audio import load_audio
+
+    spoof_file = SHARED / "spoof" / "wavefake_melgan" / "LJ040-0073_gen.flac"
+    bonafide_file = SHARED / "bonafide" / "librispeech" / "1688-142285-0002.flac"
+    if not (spoof_file.exists() and bonafide_file.exists()):
+        pytest.skip("expected files missing from ../shared/data/real")
+    narrowband, _ = load_audio(bonafide_file, sample_rate=8000)
+    with pytest.raises(ValueError, match="8000 Hz"):
+        classifier.score([narrowband], sample_rate=8000)
+    spoof, _ = load_audio(spoof_file, sample_rate=RATE)
+    bonafide, _ = load_audio(bonafide_file, sample_rate=RATE)
+    audio = [spoof[: 3 * RATE], bonafide[: 2 * RATE], spoof[RATE : RATE + 12345]]
+    together = classifier.score(audio, sample_rate=RATE, batch_size=3)
+    np.testing.assert_allclose(together.cm_score, single_scores(classifier, audio), atol=1e-4)

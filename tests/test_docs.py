@@ -32,6 +32,7 @@ ENV = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
     "GRADIO_ANALYTICS_ENABLED": "False",
+    "NO_MKDOCS_2_WARNING": "1",
 }
 
 

@@ -187,3 +187,19 @@ def test_record_dict_matches_manifest_to_dict(utterances, tmp_path):
     Mixer(config).run(utterances, tmp_path, n_mixtures=2, seed=0, workers=1, progress=False)
     for mixture in read_mixtures(tmp_path / "mixtures.jsonl"):
         assert mixture_dict(mixture) == mixture.to_dict()
+
+
+def test_lufs_levels_reach_their_targets(utterances, tmp_path):
+    import pyloudnorm
+
+    config = MixerConfig.from_preset("default", level_mode="lufs", loudness_lufs=(-35.0, -20.0))
+    Mixer(config).run(utterances, tmp_path, n_mixtures=6, seed=9, workers=1, progress=False)
+    targets = []
+    for mixture in read_mixtures(tmp_path / "mixtures.jsonl"):
+        sources = render_sources(mixture).astype(np.float64) / mixture.normalization
+        meter = pyloudnorm.Meter(mixture.sample_rate)
+        for source, record in zip(sources, mixture.sources, strict=True):
+            window = source[record.offset : record.offset + record.length]
+            assert abs(meter.integrated_loudness(window) - record.loudness_lufs) < 0.1
+            targets.append(record.loudness_lufs)
+    assert -35.0 <= min(targets) and max(targets) <= -20.0 and np.std(targets) > 2.0

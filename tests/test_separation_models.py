@@ -68,11 +68,14 @@ def test_sepformer_loads_from_its_folder_and_matches_speechbrain(sepformer_dir):
     assert isinstance(separator, SepformerSeparator) and isinstance(separator, Separator)
     assert (separator.sample_rate, separator.n_src) == (8000, 2)
     assert "@8000" in separator.identity and separator.weights_hash in separator.identity
-    assert not separator.model.training
+    assert not any(module.training for module in separator.model.modules())
     mixture = _mixture()
     streams = separator.separate(mixture)
     assert streams.shape == (2, 2, 8003) and torch.isfinite(streams).all()
-    assert not streams.requires_grad
+    assert not streams.requires_grad and not streams.is_inference()
+    classifier = torch.nn.Linear(8003, 1)  # a trained model downstream can backpropagate
+    classifier(streams).sum().backward()
+    assert classifier.weight.grad is not None
 
     from speechbrain.inference.separation import SepformerSeparation
 
@@ -207,7 +210,11 @@ def test_foreign_and_missing_checkpoints_give_clear_errors(tmp_path, sepformer_d
 
 
 @pytest.mark.parametrize("name", ["sepformer", "convtasnet", "nobody/not-a-model-xyz"])
-def test_hub_ids_offline_fail_with_a_hint(name):
+def test_hub_ids_offline_fail_with_a_hint(name, monkeypatch):
+    import huggingface_hub.constants
+
+    # offline even if huggingface_hub was imported before HF_HUB_OFFLINE was set
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(CheckpointError, match="local"):
         load_separator(name)
 

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from amongus.manifest import read_mixtures  # noqa: E402
 from amongus.training.data import (  # noqa: E402
     BucketBatchSampler,
     split_mixtures,
@@ -39,7 +38,9 @@ def toy_manifest(tmp_path_factory) -> Path:
     from amongus.training.toy import make_toy_mixtures
     from amongus.training.trainer import read_mixture_manifest
 
-    manifest = make_toy_mixtures(tmp_path_factory.mktemp("toy"), n_mixtures=6, max_source_seconds=1.0)
+    manifest = make_toy_mixtures(
+        tmp_path_factory.mktemp("toy"), n_mixtures=6, max_source_seconds=1.0
+    )
     assert len(read_mixture_manifest(manifest)) == 6
     return manifest
 
@@ -155,7 +156,9 @@ def test_split_and_fraction_are_seeded_and_sized():
         subset = subset_fraction(items, fraction=fraction, seed=0)
         assert len(subset) == size and subset == sorted(subset)
         assert subset == subset_fraction(items, fraction=fraction, seed=0)
-    assert subset_fraction(items, fraction=0.5, seed=0) != subset_fraction(items, fraction=0.5, seed=1)
+    assert subset_fraction(items, fraction=0.5, seed=0) != subset_fraction(
+        items, fraction=0.5, seed=1
+    )
     with pytest.raises(ValueError):
         subset_fraction(items, fraction=0.0, seed=0)
 
@@ -167,8 +170,11 @@ def test_bucket_sampler_order_is_a_function_of_seed_and_epoch():
     epoch0 = sampler.make_batches(0)
     assert sorted(i for b in epoch0 for i in b) == list(range(103))
     assert len(epoch0) == len(sampler) == 26
-    assert epoch0 == BucketBatchSampler(lengths, batch_size=4, seed=7, bucket_size=5).make_batches(0)
+    assert epoch0 == BucketBatchSampler(lengths, batch_size=4, seed=7, bucket_size=5).make_batches(
+        0
+    )
     assert epoch0 != sampler.make_batches(1)
+
     # bucketing: far less padding than unsorted batches of the same size
     def padding(batches):
         return sum(max(lengths[b]) * len(b) - sum(lengths[b]) for b in batches)
@@ -214,7 +220,9 @@ def test_freezing_options_freeze_exactly_what_they_say(tiny_classifier_dir):
 
     apply_freezing(model, freeze="feature_encoder", train_layers="first:1,last:1")
     layers = {n for n in names if n.startswith("wavlm.encoder.layers.")}
-    chosen = {n for n in layers if n.startswith(("wavlm.encoder.layers.0.", "wavlm.encoder.layers.3."))}
+    chosen = {
+        n for n in layers if n.startswith(("wavlm.encoder.layers.0.", "wavlm.encoder.layers.3."))
+    }
     assert chosen and _trainable(model) == head | chosen
 
 
@@ -286,7 +294,13 @@ def test_label_mode_runs_one_forward_per_stream(tmp_path, toy_manifest, tiny_cla
 # ---------------------------------------------------------------- history, config, CLI
 def test_history_csv_and_png(tmp_path):
     rows = [
-        {"epoch": 1, "global_step": 5, "train_loss": 0.7, "val_loss": 0.69, "val_eer": float("nan")},
+        {
+            "epoch": 1,
+            "global_step": 5,
+            "train_loss": 0.7,
+            "val_loss": 0.69,
+            "val_eer": float("nan"),
+        },
         {"epoch": 2, "global_step": 10, "train_loss": 0.5, "val_loss": 0.6, "val_eer": 0.25},
     ]
     path = write_history_csv(tmp_path / "history.csv", rows)

@@ -130,7 +130,9 @@ def test_resume_after_interruption_gives_identical_weights(
     columns = ("train_loss", "val_loss", "val_eer", "global_step")
     expected = read_history_csv(reference.output_dir / "history.csv")
     got = read_history_csv(output / "history.csv")
-    assert [[row[c] for c in columns] for row in got] == [[row[c] for c in columns] for row in expected]
+    assert [[row[c] for c in columns] for row in got] == [
+        [row[c] for c in columns] for row in expected
+    ]
 
 
 def test_rerun_of_a_finished_run_does_not_train_again(setup, uninterrupted):

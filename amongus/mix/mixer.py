@@ -107,7 +107,7 @@ class MixSummary:
             f"{self.mixtures_per_second:.1f}/s on {self.workers} worker(s))",
             f"compositions: {dict(sorted(self.compositions.items()))}",
             f"utterances: {self.n_usable} usable of {self.n_utterances}; "
-            f"{len(self.bad_inputs)} skipped {self.bad_input_reasons or ''}; "
+            f"{len(self.bad_inputs)} skipped{f' {self.bad_input_reasons}' if self.bad_inputs else ''}; "
             f"{self.n_downmixed} downmixed to mono; {self.n_resampled} resampled",
             f"overlap (all sources active): mean {self.overlap_seconds_mean:.2f} s, "
             f"min {self.overlap_seconds_min:.2f} s; {self.n_without_overlap} mixture(s) without "

@@ -27,6 +27,7 @@ import csv
 import json
 import logging
 import math
+import os
 import shlex
 import sys
 import time
@@ -142,31 +143,6 @@ def ensure_mixtures(spec: TableSpec) -> Path:
     return manifest
 
 
-def evaluate_clean_utterances(classifier, utterances) -> dict[str, Any]:
-    """Per-utterance binary report of a classifier on clean single utterances (no separator)."""
-    try:  # the project's single-stream evaluation, when available
-        from ..evaluate import evaluate_utterances  # type: ignore[attr-defined]
-    except ImportError:
-        evaluate_utterances = None
-    if evaluate_utterances is not None:
-        report = evaluate_utterances(classifier, utterances, progress=False)
-        return report.metrics["streams"]
-    from ..audio import AudioError, load_audio
-    from ..metrics import binary_report
-
-    waveforms, truth = [], []
-    for utterance in utterances:
-        try:
-            audio, _ = load_audio(utterance.path, sample_rate=classifier.sample_rate)
-        except AudioError as error:
-            logger.warning("skipped %s", error)
-            continue
-        waveforms.append(audio)
-        truth.append(utterance.label)
-    scores = classifier.score(waveforms, batch_size=8)
-    return binary_report(truth, scores.predicted_label, cm_scores=scores.cm_score)
-
-
 def _format(column: str, value: Any) -> str:
     if value is None:
         return "-"
@@ -194,7 +170,7 @@ def build_table(spec: TableSpec, *, progress: bool = True, command: str = "") ->
     import torch
 
     from ..classifier import SpoofClassifier
-    from ..corpora import load_utterances
+    from ..evaluate import evaluate_utterances
     from ..pipeline import Pipeline, load_pipeline_separator
 
     if spec.threads:
@@ -221,25 +197,38 @@ def build_table(spec: TableSpec, *, progress: bool = True, command: str = "") ->
             report = pipeline.evaluate(
                 manifest, out_dir=out / "runs" / tag, progress=progress, limit=spec.limit
             )
-            rows.append(mixture_row(sep_name, cls_name, report.metrics, report.n_evaluated))
+            row = mixture_row(sep_name, cls_name, report.metrics, report.n_evaluated)
+            if (
+                sep_spec == "oracle"
+            ):  # streams are the references: SI-SDRi only measures float error
+                row["si_sdri_db"] = None
+            rows.append(row)
             runs[tag] = {
+                "eer_by_system": report.metrics.get("eer_by_system"),
                 "separator": report.separator,
                 "classifier": report.classifier,
                 "rates": report.rates,
                 "skipped": report.n_skipped,
                 "elapsed_seconds": round(report.elapsed_seconds, 1),
             }
-    utterances = load_utterances(spec.corpus, split=spec.split).utterances
     clean_rows = []
     for cls_name, classifier in classifiers.items():
-        report = evaluate_clean_utterances(classifier, utterances)
+        report = evaluate_utterances(
+            classifier,
+            spec.corpus,
+            split=spec.split,
+            out_dir=out / "runs" / f"clean-utterances__{_slug(cls_name)}",
+            progress=progress,
+        )
+        streams = report.metrics["streams"] or {}
         clean_rows.append(
             {
                 "classifier": cls_name,
-                "accuracy": report.get("accuracy"),
-                "eer": report.get("eer"),
-                "auc": report.get("auc"),
-                "n": report.get("n"),
+                "accuracy": streams.get("accuracy"),
+                "eer": streams.get("eer"),
+                "auc": streams.get("auc"),
+                "n": report.n_evaluated,
+                "eer_by_system": report.metrics.get("eer_by_system"),
             }
         )
     result = {
@@ -352,6 +341,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # On a shared CPU, OpenMP threads that spin while waiting slow training down by 10x or more
+    # when other processes hold the cores; passive waiting degrades gracefully. It must be set
+    # before torch is imported (the recipes import it lazily).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     spec = TableSpec(
         corpus=args.corpus,

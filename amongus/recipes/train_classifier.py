@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
+import os
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -362,6 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # On a shared CPU, OpenMP threads that spin while waiting slow training down by 10x or more
+    # when other processes hold the cores; passive waiting degrades gracefully. It must be set
+    # before torch is imported (the recipes import it lazily).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     config = ClassifierTrainingConfig(
         out_dir=args.out,
@@ -381,6 +387,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         threads=args.threads,
     )
     log = train_classifier(config, progress=not args.no_progress)
+    from .model_cards import classifier_card, write_card
+
+    command = "python -m amongus.recipes.train_classifier " + shlex.join(
+        list(sys.argv[1:] if argv is None else argv)
+    )
+    write_card(config.out_dir, classifier_card(config.out_dir, log, command))
     best = log["best"]
     print(
         f"classifier: {log['parameters']} parameters, {log['steps']} steps in "

@@ -27,7 +27,9 @@ import argparse
 import copy
 import logging
 import math
+import os
 import random
+import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -70,8 +72,9 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
             num_layers=1, chunk_size=50,
         ),
         "small": dict(
-            n_filters=128, kernel_size=16, d_model=96, nhead=4, d_ffn=384, transformer_layers=1,
-            num_layers=2, chunk_size=100,
+            # kernel 32 (4 ms, hop 2 ms at 8 kHz) instead of the published 16: 3x faster on CPU
+            n_filters=128, kernel_size=32, d_model=96, nhead=4, d_ffn=384, transformer_layers=1,
+            num_layers=2, chunk_size=50,
         ),
     },
 }  # fmt: skip
@@ -475,6 +478,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # On a shared CPU, OpenMP threads that spin while waiting slow training down by 10x or more
+    # when other processes hold the cores; passive waiting degrades gracefully. It must be set
+    # before torch is imported (the recipes import it lazily).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     config = SeparatorTrainingConfig(
         arch=args.arch,
@@ -499,6 +506,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     random.seed(config.seed)
     log = train_separator(config, progress=not args.no_progress)
+    from .model_cards import separator_card, write_card
+
+    command = "python -m amongus.recipes.train_separator " + shlex.join(
+        list(sys.argv[1:] if argv is None else argv)
+    )
+    write_card(config.out_dir, separator_card(config.out_dir, log, command))
     best = log["best"]
     print(
         f"{config.arch} @ {config.sample_rate} Hz: {log['parameters']} parameters, "

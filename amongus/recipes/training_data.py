@@ -8,6 +8,8 @@ The recipes accept *sources* in several forms, so the same command works on the 
 * a CSV manifest with at least ``path`` and ``label`` columns (paths relative to the CSV file;
   optional ``speaker``, ``system``, ``corpus`` and ``licence`` columns), such as
   ``../shared/data/real/manifest.csv``;
+* ``minispoof-split:<manifest.csv>``: such a CSV restricted to the speakers that the minispoof
+  corpus recipe assigns to the requested split (no eval speaker reaches training);
 * a folder of audio files without labels (every file is bonafide speech, the speaker is the
   file's parent folder): enough for separator training, which needs speech, not labels.
 """
@@ -107,6 +109,22 @@ def read_audio_folder(root: str | os.PathLike) -> list[Utterance]:
     ]
 
 
+def minispoof_speakers(utterances: list[Utterance], split: str | None) -> list[Utterance]:
+    """Keep the utterances whose speaker the minispoof recipe assigns to ``split``.
+
+    For a CSV manifest of extra audio (``../shared/data/real/manifest.csv``) used next to the
+    corpus: its speakers are split exactly as ``python -m amongus.recipes.minispoof`` splits
+    them, so no eval speaker reaches training.
+    """
+    from .minispoof.systems import speaker_split
+
+    def corpus_speaker(speaker: str) -> str:
+        speaker = "lj" if speaker == "LJ" else speaker
+        return f"libri_{speaker}" if speaker.isdigit() else speaker
+
+    return [u for u in utterances if speaker_split(corpus_speaker(u.speaker)) == split]
+
+
 def gather_utterances(sources: Iterable[str], *, split: str | None = None) -> list[Utterance]:
     """The utterances of every source (see the module docstring for the accepted forms).
 
@@ -117,6 +135,8 @@ def gather_utterances(sources: Iterable[str], *, split: str | None = None) -> li
     for source in sources:
         if source.startswith("audio:"):
             found = read_audio_folder(source.removeprefix("audio:"))
+        elif source.startswith("minispoof-split:"):
+            found = minispoof_speakers(read_csv_manifest(source.split(":", 1)[1]), split)
         elif source.endswith(".csv"):
             found = read_csv_manifest(source)
         else:
@@ -195,13 +215,25 @@ def split_by_speaker(
 
 def describe_sources(items: Sequence[LoadedUtterance], sample_rate: int) -> dict:
     """Counts and hours per source corpus and label, for the training log and model card."""
-    summary: dict[str, dict[str, float]] = {}
+    summary: dict[str, dict] = {}
     for item in items:
         key = f"{item.utterance.source} [{item.utterance.label}]"
-        entry = summary.setdefault(key, {"utterances": 0, "hours": 0.0})
+        entry = summary.setdefault(
+            key, {"utterances": 0, "hours": 0.0, "speakers": set(), "licences": set()}
+        )
         entry["utterances"] += 1
         entry["hours"] += item.audio.shape[0] / sample_rate / 3600
-    return {key: {**value, "hours": round(value["hours"], 3)} for key, value in summary.items()}
+        entry["speakers"].add(item.utterance.speaker)
+        entry["licences"].add(item.utterance.licence)
+    return {
+        key: {
+            "utterances": value["utterances"],
+            "hours": round(value["hours"], 3),
+            "speakers": len(value["speakers"]),
+            "licences": sorted(value["licences"]),
+        }
+        for key, value in sorted(summary.items())
+    }
 
 
 def write_json(path: str | os.PathLike, data: dict) -> Path:

@@ -75,7 +75,7 @@ class SeparatorBase:
         """
         import torch
 
-        from .scale import apply_output_scale, check_output_scale, valid_mask
+        from .scale import apply_output_scale, check_output_scale
 
         mixture, lengths = check_batch(mixture, lengths)
         if references is not None:
@@ -91,10 +91,13 @@ class SeparatorBase:
                     f"{self!r} returned streams of shape {tuple(streams.shape)}, expected "
                     f"[{mixture.shape[0]}, {self.n_src}, T]"
                 )
-            streams = apply_output_scale(streams, mixture, policy, lengths)
-            if lengths is not None:
-                streams = streams * valid_mask(lengths, streams.shape[-1], streams)
-        return streams.contiguous()
+            # zeroes the padding too (streams is the model's fresh output: scaled in place)
+            streams = apply_output_scale(
+                streams.contiguous(), mixture, policy, lengths, inplace=True
+            )
+        # a copy made outside inference mode is an ordinary tensor: a classifier being trained
+        # on the streams (separator frozen) can save it for backward
+        return streams.clone()
 
 
 def check_batch(mixture, lengths=None):

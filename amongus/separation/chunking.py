@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 
 from .base import Separator, SeparatorBase, check_batch, check_references
-from .scale import apply_output_scale, valid_mask
+from .scale import apply_output_scale
 
 logger = logging.getLogger(__name__)
 
@@ -144,9 +144,6 @@ def separate_chunked(
         streams[..., start:end] += separated * window
         weight[start:end] += window
         previous, previous_start = separated, start
-    streams = streams / weight
-    if builtin:
-        streams = apply_output_scale(streams, mixture, separator.output_scale, lengths)
-    if lengths is not None:
-        streams = streams * valid_mask(lengths, length, streams)
-    return streams
+    streams.div_(weight)  # in place throughout: memory beyond the chunk is only [B, S, T]
+    policy = separator.output_scale if builtin else "none"
+    return apply_output_scale(streams, mixture, policy, lengths, inplace=True)

@@ -63,30 +63,45 @@ def apply_output_scale(
     lengths: torch.Tensor | None = None,
     *,
     eps: float = 1e-8,
+    inplace: bool = False,
 ) -> torch.Tensor:
     """Rescale separated streams according to ``policy`` (see the module docstring).
 
-    An all-zero stream stays zero under every policy.
+    Samples past ``lengths`` are set to zero. An all-zero stream stays zero under every policy.
+    Gains come from reductions (no ``[B, S, T]`` temporaries), so long inputs cost little beyond
+    the streams themselves; ``inplace=True`` rescales ``streams`` in place.
 
     Shape: ``streams [B, S, T]``, ``mixture [B, T]``, ``lengths [B]`` -> ``[B, S, T]``.
     """
-    check_output_scale(policy)
-    if policy == "none":
-        return streams
     import torch
 
-    mask = valid_mask(lengths, streams.shape[-1], streams)
-    valid_streams = streams * mask
-    valid_mixture = mixture[:, None, :].to(streams.dtype) * mask
+    check_output_scale(policy)
+    length = streams.shape[-1]
+    if lengths is not None:
+        padding = (
+            torch.arange(length, device=streams.device)[None, :]
+            >= lengths.to(streams.device)[:, None]
+        )
+        streams = (streams.masked_fill_ if inplace else streams.masked_fill)(padding[:, None], 0.0)
+        inplace = True  # from here on, streams is ours
+    if policy == "none":
+        return streams
+    mixture = mixture.to(streams.dtype)
+    if lengths is not None:
+        mixture = mixture.masked_fill(padding, 0.0)
+    energy = torch.linalg.vector_norm(streams, dim=-1).pow(2)  # [B, S]
     if policy == "projection":
-        energy = valid_streams.pow(2).sum(-1, keepdim=True)
-        gain = (valid_streams * valid_mixture).sum(-1, keepdim=True) / energy.clamp_min(eps)
+        gain = torch.einsum("bst,bt->bs", streams, mixture) / energy.clamp_min(eps)
     elif policy == "mixture_rms":
-        count = mask.sum(-1, keepdim=True).clamp_min(1.0)
-        stream_rms = (valid_streams.pow(2).sum(-1, keepdim=True) / count).sqrt()
-        mixture_rms = (valid_mixture.pow(2).sum(-1, keepdim=True) / count).sqrt()
-        gain = mixture_rms / stream_rms.clamp_min(eps)
+        count = (
+            lengths.to(streams.device, streams.dtype)[:, None].clamp_min(1.0)
+            if lengths is not None
+            else torch.full_like(energy[:, :1], float(length))
+        )
+        mixture_energy = torch.linalg.vector_norm(mixture, dim=-1).pow(2)[:, None]
+        gain = (mixture_energy / count).sqrt() / (energy / count).sqrt().clamp_min(eps)
     else:  # peak
-        gain = 1.0 / valid_streams.abs().amax(-1, keepdim=True).clamp_min(eps)
-    gain = torch.where(valid_streams.abs().amax(-1, keepdim=True) > 0, gain, torch.zeros_like(gain))
-    return streams * gain
+        peak = torch.maximum(streams.amax(-1).abs(), streams.amin(-1).abs())
+        gain = 1.0 / peak.clamp_min(eps)
+    gain = torch.where(energy > 0, gain, torch.zeros_like(gain))[..., None]
+    return streams.mul_(gain) if inplace else streams * gain

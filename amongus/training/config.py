@@ -178,7 +178,9 @@ class TrainerConfig:
         if self.assignment not in ASSIGNMENT_CHOICES:
             raise bad("assignment", f"{self.assignment!r} is not one of {ASSIGNMENT_CHOICES}")
         if self.mixed_precision not in MIXED_PRECISION_CHOICES:
-            raise bad("mixed_precision", f"{self.mixed_precision!r} not in {MIXED_PRECISION_CHOICES}")
+            raise bad(
+                "mixed_precision", f"{self.mixed_precision!r} not in {MIXED_PRECISION_CHOICES}"
+            )
         if self.cache_dtype not in CACHE_DTYPE_CHOICES:
             raise bad("cache_dtype", f"{self.cache_dtype!r} is not one of {CACHE_DTYPE_CHOICES}")
         if self.log_with not in LOG_WITH_CHOICES:
@@ -206,7 +208,9 @@ class TrainerConfig:
             raise bad("keep_checkpoints", f"must be >= 1, got {self.keep_checkpoints}")
         if self.class_weights is not None:
             if len(self.class_weights) < 2 or any(w < 0 for w in self.class_weights):
-                raise bad("class_weights", f"need >= 2 non-negative weights, got {self.class_weights}")
+                raise bad(
+                    "class_weights", f"need >= 2 non-negative weights, got {self.class_weights}"
+                )
         if len(self.adam_betas) != 2:
             raise bad("adam_betas", f"need two values, got {self.adam_betas}")
         if self.train_layers is not None:

@@ -90,7 +90,6 @@ def plot_history(path: str | os.PathLike, rows: list[dict[str, Any]]) -> Path:
     loss_axis.set_xlabel("epoch")
     loss_axis.set_ylabel("cross-entropy")
     loss_axis.set_title("loss")
-    loss_axis.legend(loc="best")
     for column, label in (
         ("val_accuracy", "stream accuracy"),
         ("val_eer", "stream EER"),
@@ -103,7 +102,9 @@ def plot_history(path: str | os.PathLike, rows: list[dict[str, Any]]) -> Path:
     metric_axis.set_xlabel("epoch")
     metric_axis.set_ylim(-0.02, 1.02)
     metric_axis.set_title("validation")
-    metric_axis.legend(loc="best")
+    for axis in (loss_axis, metric_axis):
+        if axis.get_lines():
+            axis.legend(loc="best")
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)

@@ -11,6 +11,7 @@ each process fills its own shard of the mixtures.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -89,16 +90,19 @@ def assign_by_signal(streams: np.ndarray, references: np.ndarray):
 def separate_batch(separator, mixtures: Sequence, *, stream_rate: int, chunk_seconds=None):
     """Separate mixtures that share a sample rate; yields ``(mixture, streams [S, T], refs)``.
 
-    ``streams`` are at ``stream_rate``; ``refs`` ``[S, T]`` at ``stream_rate`` (or ``None``).
+    Resampling to and from the separator's rate goes through
+    ``amongus.separation.run.separate_at_rate`` (the pipeline's path). ``streams`` are at
+    ``stream_rate``; ``refs`` ``[S, T]`` at ``stream_rate`` (or ``None``).
     """
     import torch
 
+    from ..separation.run import separate_at_rate
+
     rate = mixtures[0].sample_rate
-    sep_rate = separator.sample_rate or rate
     audios, references = [], []
     for mixture in mixtures:
         audio, _ = load_audio(mixture.path, sample_rate=rate, allow_silent=True)
-        audios.append(resample(audio, rate, sep_rate))
+        audios.append(audio)
         refs = _references(mixture)
         references.append(None if refs is None else _fit(refs, len(audio)))
     lengths = [len(audio) for audio in audios]
@@ -110,31 +114,23 @@ def separate_batch(separator, mixtures: Sequence, *, stream_rate: int, chunk_sec
     if all(refs is not None for refs in references) and len({r.shape[0] for r in references}) == 1:
         reference_batch = torch.zeros(len(audios), references[0].shape[0], longest)
         for row, refs in enumerate(references):
-            refs = _fit(resample(refs, rate, sep_rate), lengths[row])
             reference_batch[row, :, : lengths[row]] = torch.from_numpy(np.ascontiguousarray(refs))
-    length_tensor = torch.tensor(lengths)
     with torch.inference_mode():
-        if chunk_seconds:
-            from ..separation.chunking import separate_chunked
-
-            separated = separate_chunked(
-                separator,
-                batch,
-                length_tensor,
-                chunk_seconds=chunk_seconds,
-                overlap_seconds=min(1.0, chunk_seconds / 4),
-                sample_rate=sep_rate,
-            )
-        elif reference_batch is not None:
-            separated = separator.separate(batch, length_tensor, references=reference_batch)
-        else:
-            separated = separator.separate(batch, length_tensor)
+        separated, _ = separate_at_rate(
+            separator,
+            batch,
+            rate,
+            stream_rate,
+            torch.tensor(lengths),
+            chunk_seconds=chunk_seconds,
+            references=reference_batch,
+        )
     for row, mixture in enumerate(mixtures):
-        streams = separated[row, :, : lengths[row]].float().cpu()
-        streams = resample(streams, sep_rate, stream_rate).numpy()
+        out_length = math.ceil(lengths[row] * stream_rate / rate)
+        streams = separated[row, :, :out_length].float().cpu().numpy()
         refs = references[row]
         if refs is not None:
-            refs = resample(refs, rate, stream_rate)
+            refs = _fit(resample(refs, rate, stream_rate), streams.shape[-1])
         yield mixture, streams, refs
 
 
@@ -181,7 +177,11 @@ def fill_cache(
     missing.sort(key=lambda m: (m.sample_rate, m.num_samples or 0, m.mixture_id))
     groups: list[list] = []
     for mixture in missing:
-        if groups and len(groups[-1]) < batch_size and groups[-1][0].sample_rate == mixture.sample_rate:
+        if (
+            groups
+            and len(groups[-1]) < batch_size
+            and groups[-1][0].sample_rate == mixture.sample_rate
+        ):
             groups[-1].append(mixture)
         else:
             groups.append([mixture])

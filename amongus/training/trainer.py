@@ -133,12 +133,15 @@ class Trainer:
     def accelerator(self):
         if self._accelerator is None:
             from accelerate import Accelerator
+            from accelerate.utils import DistributedDataParallelKwargs
 
             trackers = resolve_trackers(self.config.log_with)
             self._accelerator = Accelerator(
                 mixed_precision=resolve_mixed_precision(self.config.mixed_precision),
                 log_with=trackers or None,
                 project_dir=str(self.output_dir),
+                # WavLM's layerdrop skips whole layers in some steps: DDP must allow that.
+                kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
             )
         return self._accelerator
 
@@ -247,7 +250,9 @@ class Trainer:
         label_to_index = label_to_index_map(classifier.spoof_index, model.config.num_labels)
         trainable = apply_freezing(model, freeze=config.freeze, train_layers=config.train_layers)
         n_trainable, n_total = count_parameters(model)
-        logger.info("training %d of %d parameters (%d tensors)", n_trainable, n_total, len(trainable))
+        logger.info(
+            "training %d of %d parameters (%d tensors)", n_trainable, n_total, len(trainable)
+        )
 
         max_samples = (
             None if config.max_seconds is None else int(config.max_seconds * classifier.sample_rate)
@@ -290,7 +295,10 @@ class Trainer:
         val_loader = None
         if len(val_set):
             val_sampler = BucketBatchSampler(
-                val_set.lengths(), batch_size=config.eval_batch_size, seed=config.seed, shuffle=False
+                val_set.lengths(),
+                batch_size=config.eval_batch_size,
+                seed=config.seed,
+                shuffle=False,
             )
             val_loader = torch.utils.data.DataLoader(
                 val_set, batch_sampler=val_sampler, **loader_options
@@ -358,7 +366,10 @@ class Trainer:
             state.update({key: saved[key] for key in state if key in saved})
             sampler.load_state_dict(saved["sampler"])
             logger.info(
-                "resumed from %s (epoch %d, batch %d)", resumed_from, state["epoch"], state["batches_done"]
+                "resumed from %s (epoch %d, batch %d)",
+                resumed_from,
+                state["epoch"],
+                state["batches_done"],
             )
         if trackers_active(accelerator):
             accelerator.init_trackers("amongus-train", config=_tracker_config(config))
@@ -399,7 +410,9 @@ class Trainer:
                 set_seed(_step_seed(config.seed, accelerator.process_index, state["micro_step"]))
                 context = contextlib.nullcontext() if sync else accelerator.no_sync(model)
                 with context:
-                    loss = self._batch_loss(model, batch, class_weights, inputs_use_mask, model_device)
+                    loss = self._batch_loss(
+                        model, batch, class_weights, inputs_use_mask, model_device
+                    )
                     accelerator.backward(loss / group_size)
                 state["micro_step"] += 1
                 state["loss_sum"] += float(loss.detach())
@@ -416,7 +429,10 @@ class Trainer:
                 state["global_step"] += 1
                 if state["global_step"] % config.log_every_steps == 0:
                     accelerator.log(
-                        {"train/loss": float(loss.detach()), "train/lr": scheduler.get_last_lr()[0]},
+                        {
+                            "train/loss": float(loss.detach()),
+                            "train/lr": scheduler.get_last_lr()[0],
+                        },
                         step=state["global_step"],
                     )
                 if config.throttle_seconds:
@@ -437,7 +453,9 @@ class Trainer:
 
             # ---- end of epoch: validate, record, keep the best, checkpoint
             train_loss = _mean_across(accelerator, state["loss_sum"], state["loss_count"])
-            metrics = self._validate(model, val_loader, class_weights, inputs_use_mask, model_device)
+            metrics = self._validate(
+                model, val_loader, class_weights, inputs_use_mask, model_device
+            )
             row = {
                 "epoch": epoch + 1,
                 "global_step": state["global_step"],
@@ -455,7 +473,9 @@ class Trainer:
             metric = metrics.get("val_eer")
             if metric is None:
                 metric = metrics.get("val_loss")
-            if metric is not None and (state["best_metric"] is None or metric < state["best_metric"]):
+            if metric is not None and (
+                state["best_metric"] is None or metric < state["best_metric"]
+            ):
                 state["best_metric"] = metric
                 if accelerator.is_main_process:
                     save_model_atomically(classifier, self.output_dir / "best")
@@ -593,7 +613,9 @@ def _mean_across(accelerator, total: float, count: int) -> float | None:
     import torch
 
     values = torch.tensor([total, float(count)], device=accelerator.device, dtype=torch.float64)
-    values = accelerator.reduce(values, reduction="sum") if accelerator.num_processes > 1 else values
+    values = (
+        accelerator.reduce(values, reduction="sum") if accelerator.num_processes > 1 else values
+    )
     return float(values[0] / values[1]) if values[1] > 0 else None
 
 

@@ -89,7 +89,9 @@ def validation_metrics(
     start = 0
     for m in mixtures:
         size = m.logits.shape[0]
-        decisions = [SPOOF if int(p) == spoof_index else BONAFIDE for p in predicted[start : start + size]]
+        decisions = [
+            SPOOF if int(p) == spoof_index else BONAFIDE for p in predicted[start : start + size]
+        ]
         correct += composition_label(decisions) == m.mixture_label
         mixture_scores.append(float(cm_score[start : start + size].min()))
         spoof_present.append("S" in m.mixture_label)

@@ -1,0 +1,278 @@
+"""Model cards (``MODEL_CARD.md``) for the models the training recipes write.
+
+A card is generated from the run's ``training_log.json`` at the end of training: architecture and
+size, the exact command, the data with its licences (and the corpus ``ATTRIBUTION.md`` when the
+training corpus has one), validation metrics and training time. Evaluation numbers from the
+results table are appended under ``## Evaluation`` by :func:`set_evaluation_section`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+EVALUATION_HEADING = "## Evaluation"
+
+
+def folder_megabytes(folder: str | os.PathLike) -> float:
+    """Size of every file in ``folder`` (recursively), in MB (10^6 bytes)."""
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file()) / 1e6
+
+
+def _data_table(summary: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "| Source [label] | Utterances | Speakers | Hours | Licence |",
+        "|---|---|---|---|---|",
+    ]
+    for key, entry in summary.items():
+        licences = ", ".join(entry.get("licences", [])) or "-"
+        lines.append(
+            f"| {key} | {entry['utterances']} | {entry.get('speakers', '-')} | "
+            f"{entry['hours']:.2f} | {licences} |"
+        )
+    return "\n".join(lines)
+
+
+def _attribution(sources: list[str]) -> str:
+    """The ``ATTRIBUTION.md`` of every training source folder that has one."""
+    texts = []
+    for source in sources:
+        root = Path(source.removeprefix("audio:"))
+        root = root.parent if root.is_file() else root
+        for name in ("ATTRIBUTION.md", "README.md"):
+            candidate = root / name
+            if candidate.is_file():
+                text = candidate.read_text("utf-8").strip()
+                text = re.sub(r"^#", "###", text, flags=re.MULTILINE)
+                texts.append(f"From `{candidate}`:\n\n{text}")
+                break
+    return "\n\n".join(texts)
+
+
+def _common_sections(log: dict[str, Any], command: str) -> list[str]:
+    config = log["config"]
+    return [
+        "## Training command",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+        f"Seed {config['seed']}; {log['steps']} optimizer steps in "
+        f"{log['wall_seconds'] / 60:.1f} min on a shared 2-core CPU "
+        f"(stopped by {log['stop_reason']}); finished {log['finished_at']}. "
+        "`training_log.json` in this folder holds the full configuration and the validation "
+        "history.",
+        "",
+        "## Training data",
+        "",
+        f"Training split `{config['train_split']}` of: "
+        + ", ".join(f"`{s}`" for s in config["train_sources"])
+        + ".",
+        "",
+        _data_table(log["train_data"]),
+        "",
+        "Validation: "
+        + (
+            f"split `{config['val_split']}` of "
+            + ", ".join(f"`{s}`" for s in config["val_sources"])
+            if config["val_sources"]
+            else "held-out speakers of the training sources"
+        )
+        + ".",
+        "",
+        _data_table(log["val_data"]),
+        "",
+    ]
+
+
+def _licence_section(log: dict[str, Any]) -> list[str]:
+    config = log["config"]
+    attribution = _attribution(list(config["train_sources"]) + list(config["val_sources"]))
+    return [
+        "## Licences and attribution",
+        "",
+        "The weights are released with the amongus project (Apache-2.0). They were trained on the "
+        "data listed above, whose licences are in the tables (CC-BY-4.0 data such as LibriSpeech "
+        "requires attribution: Panayotov et al., *LibriSpeech: an ASR corpus based on public "
+        "domain audio books*, ICASSP 2015). The training corpus's own attribution follows.",
+        "",
+        attribution or "(the training sources ship no ATTRIBUTION.md)",
+        "",
+    ]
+
+
+def separator_card(out_dir: str | os.PathLike, log: dict[str, Any], command: str) -> str:
+    """The model card text of a separator trained by ``train_separator``."""
+    config, args, best, initial = log["config"], log["model_args"], log["best"], log["initial"]
+    arch = config["arch"]
+    rate = config["sample_rate"]
+    if arch == "convtasnet":
+        title = f"ConvTasNet {rate // 1000} kHz"
+        architecture = "`asteroid.models.ConvTasNet` (Luo & Mesgarani, 2019)"
+        layout = (
+            "Asteroid's published package: `pytorch_model.bin` = `torch.save(model.serialize())` "
+            "(`model_name`, `model_args` with `sample_rate`, `state_dict`, `infos`), the layout of "
+            "`JorisCos/ConvTasNet_Libri2Mix_sepnoisy_16k`"
+        )
+    else:
+        title = f"SepFormer {rate // 1000} kHz"
+        architecture = (
+            "SpeechBrain SepFormer (Subakan et al., 2021): `Encoder`, `Dual_Path_Model` with "
+            "`SBTransformerBlock` intra/inter blocks, `Decoder`"
+        )
+        layout = (
+            "SpeechBrain's published layout: `hyperparams.yaml` + `encoder.ckpt`, "
+            "`masknet.ckpt`, `decoder.ckpt`, as `speechbrain/sepformer-wsj02mix`"
+        )
+    sizes = ", ".join(f"{key}={value}" for key, value in args.items())
+    lines = [
+        f"# {title} separator (amongus shipped model)",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Architecture | {architecture}; {sizes} |",
+        f"| Parameters | {log['parameters']:,} ({folder_megabytes(out_dir):.2f} MB on disk, float32) |",
+        f"| Format | {layout} |",
+        f"| Sample rate | {rate} Hz, {config['n_src']} sources |",
+        "| Loss | permutation-invariant negative SI-SDR "
+        "(`asteroid.losses.PITLossWrapper(pairwise_neg_sisdr)`) |",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from amongus import load_separator",
+        "from amongus.defaults import MODELS_DIR",
+        "",
+        f'separator = load_separator(str(MODELS_DIR / "{Path(out_dir).name}"))',
+        f"streams = separator.separate(mixture)  # [B, T] at {rate} Hz -> [B, 2, T]",
+        "```",
+        "",
+        "## Training",
+        "",
+        "Mixtures are made on the fly: two utterances of different speakers, random crops of "
+        f"{config['segment_seconds']} s, each at unit RMS times a random gain of "
+        f"+-{config['gain_range_db']} dB, partially overlapping with probability "
+        f"{config['partial_overlap_probability']} (each source active on at least half the "
+        "segment), summed and scaled to a random peak in [0.1, 0.95]. Adam, learning rate "
+        f"{config['learning_rate']} (halved when validation SI-SDRi stalls), batch "
+        f"{config['batch_size']}, gradient clipping {config['clip_grad_norm']}. The checkpoint "
+        "kept is the one with the best validation SI-SDR improvement.",
+        "",
+        *_common_sections(log, command),
+        "## Metrics",
+        "",
+        f"Validation ({config['n_val_mixtures']} fixed {config['val_seconds']} s mixtures of "
+        "held-out speakers, seeded):",
+        "",
+        "| | SI-SDR (dB) | SI-SDR improvement (dB) |",
+        "|---|---|---|",
+        f"| random initialisation | {initial['si_sdr']:.2f} | {initial['si_sdri']:.2f} |",
+        f"| trained (step {best['step']}) | {best['si_sdr']:.2f} | {best['si_sdri']:.2f} |",
+        "",
+        *_licence_section(log),
+        "## Limitations",
+        "",
+        "A small model trained for minutes on a CPU: it separates far less well than published "
+        "checkpoints trained for days on GPUs (e.g. `speechbrain/sepformer-wsj02mix`, 22.4 dB "
+        "SI-SDRi on WSJ0-2mix). It is shipped so that the pipeline runs offline out of the box "
+        "and so that the project's experiment can be rerun end to end; load a published "
+        "checkpoint for real use (docs/real-checkpoints.md).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def classifier_card(out_dir: str | os.PathLike, log: dict[str, Any], command: str) -> str:
+    """The model card text of a classifier trained by ``train_classifier``."""
+    config, best, initial = log["config"], log["best"], log["initial"]
+    import json
+
+    model_config = json.loads((Path(out_dir) / "config.json").read_text("utf-8"))
+    sizes = (
+        f"hidden_size={model_config['hidden_size']}, "
+        f"num_hidden_layers={model_config['num_hidden_layers']}, "
+        f"num_attention_heads={model_config['num_attention_heads']}, "
+        f"intermediate_size={model_config['intermediate_size']}, "
+        f"conv_dim={tuple(model_config['conv_dim'])}, "
+        f"feat_extract_norm={model_config['feat_extract_norm']!r}"
+    )
+    lines = [
+        "# WavLM-architecture spoof classifier, trained on clean utterances (amongus shipped model)",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Architecture | `transformers.WavLMForSequenceClassification`, from scratch; {sizes} |",
+        f"| Parameters | {log['parameters']:,} ({folder_megabytes(out_dir):.2f} MB on disk, float32) |",
+        "| Format | Hugging Face: `config.json`, `model.safetensors`, `preprocessor_config.json` "
+        "(`Wav2Vec2FeatureExtractor`, 16 kHz, per-utterance normalisation) |",
+        "| Labels | `id2label = {0: bonafide, 1: spoof}` |",
+        "| Scores | spoof probability; `cm_score` = logit(bonafide) - logit(spoof), higher = "
+        "bonafide (ASVspoof convention) |",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from amongus import SpoofClassifier",
+        "from amongus.defaults import MODELS_DIR",
+        "",
+        f'classifier = SpoofClassifier.from_pretrained(MODELS_DIR / "{Path(out_dir).name}")',
+        "scores = classifier.score([waveform_16k])  # .spoof_probability, .cm_score",
+        "```",
+        "",
+        "## Training",
+        "",
+        "Class-balanced batches (half bonafide, half spoof, drawn with replacement; the class "
+        f"counts were {log['class_counts']}), random {config['crop_seconds']} s crops with a "
+        f"random peak level, batch {config['batch_size']}, cross-entropy, AdamW (learning rate "
+        f"{config['learning_rate']}, weight decay {config['weight_decay']}, "
+        f"{config['warmup_steps']} warm-up steps), gradient clipping {config['clip_grad_norm']}. "
+        "The checkpoint kept is the one with the lowest validation EER.",
+        "",
+        *_common_sections(log, command),
+        "## Metrics",
+        "",
+        f"Validation (first {config['val_seconds']} s of every validation utterance; EER from "
+        "the ROC, used to pick the checkpoint):",
+        "",
+        "| | Loss | Accuracy | EER |",
+        "|---|---|---|---|",
+        f"| random initialisation | {initial['loss']:.3f} | {100 * initial['accuracy']:.1f}% | "
+        f"{100 * initial['eer']:.1f}% |",
+        f"| trained (step {best['step']}) | {best['loss']:.3f} | {100 * best['accuracy']:.1f}% | "
+        f"{100 * best['eer']:.1f}% |",
+        "",
+        *_licence_section(log),
+        "## Limitations",
+        "",
+        "A small transformer trained from scratch for minutes on a CPU, on a small corpus: it "
+        "learns the artefacts of the corpus's spoof systems and generalises far less than a "
+        "pretrained WavLM fine-tuned on ASVspoof. It is shipped so the pipeline works offline "
+        "and the project's experiment can be rerun; see docs/real-checkpoints.md for real "
+        "detectors.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_card(out_dir: str | os.PathLike, text: str) -> Path:
+    """Write ``MODEL_CARD.md``, keeping an existing ``## Evaluation`` section."""
+    path = Path(out_dir) / "MODEL_CARD.md"
+    if path.exists():
+        old = path.read_text("utf-8")
+        if EVALUATION_HEADING in old:
+            text = text.rstrip() + "\n\n" + old[old.index(EVALUATION_HEADING) :]
+    path.write_text(text, "utf-8")
+    return path
+
+
+def set_evaluation_section(out_dir: str | os.PathLike, body: str) -> Path:
+    """Replace (or add) the card's ``## Evaluation`` section with ``body`` (Markdown)."""
+    path = Path(out_dir) / "MODEL_CARD.md"
+    text = path.read_text("utf-8") if path.exists() else ""
+    if EVALUATION_HEADING in text:
+        text = text[: text.index(EVALUATION_HEADING)].rstrip()
+    path.write_text(f"{text}\n\n{EVALUATION_HEADING}\n\n{body.strip()}\n", "utf-8")
+    return path

@@ -1,0 +1,310 @@
+"""Time per training epoch: the Trainer against the study's loop and the unavoidable compute.
+
+All three use the same tiny models (``amongus.testing``: a SepFormer at 8 kHz by default, so
+streams are resampled to the classifier's 16 kHz, and a WavLM classifier), the same mixtures
+(``amongus.training.toy``: the bundled demo set mixed by the Mixer) and run in the same process.
+Epochs after the first are timed (the Trainer's first epoch follows the one-off cache fill).
+
+* **Trainer** -- ``Trainer(TrainerConfig(...)).train()``: streams read from the stream cache,
+  ``--batch-size`` mixtures per batch (padding + attention masks, length bucketing), one forward
+  per stream, Accelerate. The time per epoch is the history's ``epoch_seconds`` (training pass;
+  no validation set here; the epoch-end checkpoint is timed separately).
+* **(a) study loop** -- as the study trained: every epoch, each mixture is read, resampled to
+  the separator's rate with a new resampler, separated alone (``inference_mode``), each stream
+  resampled to 16 kHz with a new resampler and featurised alone; the classifier runs twice per
+  stream without gradients (to choose the label order) and once more with gradients for the
+  loss; batch size 1, gradient accumulation 2, clipping, AdamW.
+* **(b) unavoidable compute** -- the classifier's forward and backward (and optimizer step) on
+  the Trainer's own batches, prepared and held in memory beforehand: what no loop can avoid.
+
+Targets: the Trainer at least 3x faster than (a), within 1.25x of (b).
+
+Run::
+
+    python benchmarks/bench_train.py                       # prints a table
+    python benchmarks/bench_train.py --n-mixtures 32 --epochs 3 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def build(work: Path, args) -> tuple[Path, Path, Path]:
+    from amongus.testing.classifiers import build_tiny_classifier
+    from amongus.testing.separators import build_tiny_convtasnet, build_tiny_sepformer
+    from amongus.training.toy import make_toy_mixtures
+
+    manifest = make_toy_mixtures(
+        work / "data", n_mixtures=args.n_mixtures, max_source_seconds=args.source_seconds
+    )
+    classifier = build_tiny_classifier(work / "classifier", hidden_size=args.hidden_size)
+    if args.separator == "sepformer":
+        separator = build_tiny_sepformer(work / "sepformer", sample_rate=8000)
+    else:
+        separator = build_tiny_convtasnet(work / "convtasnet", sample_rate=16000)
+    return manifest, classifier, separator
+
+
+def trainer_config(manifest, classifier, separator, work: Path, args):
+    from amongus.training import TrainerConfig
+
+    return TrainerConfig(
+        train_mixtures=str(manifest),
+        classifier=str(classifier),
+        separator=str(separator),
+        output_dir=str(work / "run"),
+        cache_dir=str(work / "cache"),
+        val_fraction=0.0,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        grad_accum_steps=2,
+        max_seconds=None,
+        freeze="feature_encoder",
+        log_with="none",
+        resume=False,
+    )
+
+
+def run_trainer(config) -> dict:
+    from amongus.training import Trainer
+    from amongus.training.checkpoint import latest_checkpoint
+
+    started = time.perf_counter()
+    trainer = Trainer(config)
+    result = trainer.train()
+    total = time.perf_counter() - started
+    epochs = [row["epoch_seconds"] for row in result.history]
+    return {
+        "epoch_seconds": epochs,
+        "later_epochs_mean": statistics.mean(epochs[1:]),
+        "total_seconds": total,
+        "cache_fill": str(trainer.fill_report),
+        "checkpoint": str(latest_checkpoint(Path(config.output_dir) / "checkpoints")),
+    }
+
+
+def unavoidable_compute(config, epochs: int) -> dict:
+    """(b): forward + backward + step on the Trainer's batches, prepared beforehand."""
+    import torch
+    import torch.nn.functional as F
+
+    from amongus.classifier import SpoofClassifier
+    from amongus.training.data import (
+        BucketBatchSampler,
+        CachedStreamDataset,
+        StreamCollator,
+        label_to_index_map,
+    )
+    from amongus.training.freezing import apply_freezing
+    from amongus.training.stream_cache import StreamCache
+    from amongus.training.trainer import read_mixture_manifest
+
+    classifier = SpoofClassifier.from_pretrained(config.classifier, max_seconds=None)
+    from amongus.separation import load_separator
+
+    separator = load_separator(config.separator)
+    cache = StreamCache(
+        config.resolved_cache_dir,
+        separator_identity=separator.identity,
+        separator_rate=separator.sample_rate,
+        stream_rate=classifier.sample_rate,
+        dtype=config.cache_dtype,
+    )
+    mixtures = read_mixture_manifest(config.train_mixtures)
+    dataset = CachedStreamDataset(
+        cache,
+        [cache.get(m.mixture_id) for m in mixtures],
+        label_to_index=label_to_index_map(classifier.spoof_index, 2),
+        max_samples=None,
+        random_crop=False,
+        seed=config.seed,
+        require_assignment=True,
+    )
+    sampler = BucketBatchSampler(
+        dataset.lengths(), batch_size=config.batch_size, seed=config.seed, bucket_size=50
+    )
+    collate = StreamCollator(classifier.prepare)
+    model = classifier.model
+    apply_freezing(model, freeze=config.freeze)
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    times = []
+    for epoch in range(epochs):
+        batches = [collate([dataset[key] for key in keys]) for keys in sampler.batches]
+        sampler.set_epoch(epoch + 1)
+        started = time.perf_counter()
+        for index, batch in enumerate(batches):
+            logits = model(
+                input_values=batch["input_values"], attention_mask=batch["attention_mask"]
+            ).logits
+            loss = F.cross_entropy(logits, batch["labels"])
+            (loss / 2).backward()
+            if index % 2 == 1 or index == len(batches) - 1:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                optimizer.zero_grad()
+        times.append(time.perf_counter() - started)
+    return {"epoch_seconds": times, "later_epochs_mean": statistics.mean(times[1:])}
+
+
+def study_loop(config, epochs: int) -> dict:
+    """(a): separate every epoch, batch size 1, three classifier forwards per stream."""
+    import torch
+    import torch.nn.functional as F
+    import torchaudio
+
+    from amongus.audio import load_audio
+    from amongus.classifier import SpoofClassifier
+    from amongus.labels import label_index
+    from amongus.separation import load_separator
+    from amongus.training.trainer import read_mixture_manifest
+
+    classifier = SpoofClassifier.from_pretrained(config.classifier, max_seconds=None)
+    separator = load_separator(config.separator)
+    mixtures = read_mixture_manifest(config.train_mixtures)
+    model = classifier.model
+    model.freeze_feature_encoder()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    extractor = classifier.feature_extractor
+    sep_rate = separator.sample_rate or 16000
+
+    def features(stream):
+        return extractor(
+            stream.numpy(), sampling_rate=16000, return_attention_mask=True, return_tensors="pt"
+        )
+
+    times = []
+    for _ in range(epochs):
+        started = time.perf_counter()
+        step = 0
+        for mixture in mixtures:
+            audio, rate = load_audio(mixture.path)
+            to_separator = torchaudio.transforms.Resample(rate, sep_rate)  # new every file
+            mixed = to_separator(torch.from_numpy(audio))[None]
+            with torch.inference_mode():
+                streams = separator.separate(mixed)[0]
+            labels = [label_index(label) for label in mixture.source_labels]
+            inputs = []
+            for stream in streams:
+                to_classifier = torchaudio.transforms.Resample(sep_rate, 16000)  # new every stream
+                inputs.append(features(to_classifier(stream.clone())))
+            # choose the stream order against the labels: two forwards per stream, no gradient
+            model.eval()
+            with torch.no_grad():
+                errors = []
+                for order in ([0, 1], [1, 0]):
+                    total = 0.0
+                    for stream_index, label_position in enumerate(order):
+                        logits = model(**inputs[stream_index]).logits
+                        total += float(
+                            F.cross_entropy(logits, torch.tensor([labels[label_position]]))
+                        )
+                    errors.append(total)
+            order = [0, 1] if errors[0] <= errors[1] else [1, 0]
+            model.train()
+            for stream_index, label_position in enumerate(order):  # the third forward
+                logits = model(**inputs[stream_index]).logits
+                loss = F.cross_entropy(logits, torch.tensor([labels[label_position]]))
+                (loss / 2).backward()
+                step += 1
+                if step % 2 == 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                    optimizer.step()
+                    optimizer.zero_grad()
+        times.append(time.perf_counter() - started)
+    return {"epoch_seconds": times, "later_epochs_mean": statistics.mean(times[1:])}
+
+
+def _merge(previous: dict | None, current: dict) -> dict:
+    """Accumulate rounds: every epoch time kept; later-epoch min and median recomputed."""
+    merged = {key: [value] for key, value in current.items() if key != "epoch_seconds"}
+    later = current["epoch_seconds"][1:]
+    if previous is not None:
+        for key in merged:
+            merged[key] = previous[key] + merged[key]
+        later = previous["later_epochs"] + later
+        merged["epoch_seconds"] = previous["epoch_seconds"] + [current["epoch_seconds"]]
+    else:
+        merged["epoch_seconds"] = [current["epoch_seconds"]]
+    merged["later_epochs"] = later
+    merged["later_min"] = min(later)
+    merged["later_median"] = statistics.median(later)
+    return merged
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n-mixtures", type=int, default=16)
+    parser.add_argument("--source-seconds", type=float, default=2.0)
+    parser.add_argument("--epochs", type=int, default=3, help="timed: every epoch after the first")
+    parser.add_argument("--batch-size", type=int, default=4, help="Trainer mixtures per batch")
+    parser.add_argument("--hidden-size", type=int, default=32, help="tiny classifier width")
+    parser.add_argument("--separator", choices=("sepformer", "convtasnet"), default="sepformer")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating repetitions")
+    parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    args = parser.parse_args(argv)
+    if args.epochs < 2:
+        parser.error("--epochs must be >= 2 (epochs after the first are timed)")
+    import logging
+
+    import torch
+
+    logging.basicConfig(level=logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        manifest, classifier, separator = build(work, args)
+        config = trainer_config(manifest, classifier, separator, work, args)
+        # Rounds alternate the three loops so a busy machine slows them alike.
+        ours = compute = study = None
+        for round_index in range(args.rounds):
+            run_config = config.replace(output_dir=str(work / f"run{round_index}"))
+            ours = _merge(ours, run_trainer(run_config))
+            compute = _merge(compute, unavoidable_compute(config, args.epochs))
+            study = _merge(study, study_loop(config, args.epochs))
+    report = {
+        "setup": {
+            **vars(args),
+            "json": str(args.json) if args.json else None,
+            "torch_threads": torch.get_num_threads(),
+            "device": "cuda" if torch.cuda.is_available() else "cpu",
+        },
+        "trainer": ours,
+        "study_loop": study,
+        "unavoidable_compute": compute,
+        "speedup_vs_study_min": study["later_min"] / ours["later_min"],
+        "speedup_vs_study_median": study["later_median"] / ours["later_median"],
+        "overhead_vs_compute_min": ours["later_min"] / compute["later_min"],
+        "overhead_vs_compute_median": ours["later_median"] / compute["later_median"],
+    }
+    print(f"s/epoch, epochs after the first, {args.rounds} round(s)      min     median")
+    for name, numbers in (
+        ("Trainer (cached streams)", ours),
+        ("(a) study loop", study),
+        ("(b) unavoidable compute", compute),
+    ):
+        print(f"{name:40s}{numbers['later_min']:>9.3f}{numbers['later_median']:>11.3f}")
+    print(
+        f"speed-up vs (a): {report['speedup_vs_study_min']:.2f}x (min) "
+        f"{report['speedup_vs_study_median']:.2f}x (median); target >= 3x"
+    )
+    print(
+        f"Trainer / (b):   {report['overhead_vs_compute_min']:.2f}x (min) "
+        f"{report['overhead_vs_compute_median']:.2f}x (median); target <= 1.25x"
+    )
+    print(ours["cache_fill"][-1])
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
