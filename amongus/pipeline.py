@@ -21,6 +21,7 @@ or a config dict ``{"name": ..., **options}``; with none, the shipped defaults
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import math
@@ -183,6 +184,8 @@ class Pipeline:
         device: where the models run (``"cpu"``, ``"cuda"``).
         spoof_threshold: a stream is called spoof when its spoof probability is >= this.
         preset: the :mod:`amongus.defaults` preset used for missing components.
+        loader_threads: background threads reading mixtures (and rendering their reference
+            sources) ahead of the models in :meth:`evaluate`; 0 reads inline.
     """
 
     def __init__(
@@ -197,6 +200,7 @@ class Pipeline:
         device: str = "cpu",
         spoof_threshold: float = 0.5,
         preset: str = "default",
+        loader_threads: int = 1,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -220,6 +224,7 @@ class Pipeline:
         self.classifier_batch_size = classifier_batch_size
         self.chunk_seconds = chunk_seconds
         self.spoof_threshold = float(spoof_threshold)
+        self.loader_threads = int(loader_threads)
         self.needs_references = _needs_references(self.separator)
 
     @classmethod
@@ -442,7 +447,9 @@ class Pipeline:
             mixture_at_rate = _fit(
                 resample(item.audio, item.rate, classifier_rate), streams.shape[-1]
             )
-            improvement = si_sdr_improvement(signal.reorder(streams), references, mixture_at_rate)
+            improvement = si_sdr_improvement(
+                None, references, mixture_at_rate, assigned_si_sdr=signal.si_sdr
+            )
         return PipelineResult(
             streams=streams,
             stream_sample_rate=classifier_rate,
@@ -507,20 +514,25 @@ class Pipeline:
         pending: list[_Item] = []
         n_inputs = 0
         with tqdm(total=total, desc="evaluate", unit="mixture", disable=not progress) as bar:
-            for mixture, problem in entries:
-                if limit is not None and n_inputs >= limit:
-                    break
-                n_inputs += 1
+            if limit is not None:
+                entries = itertools.islice(entries, limit)
+            with_references = self._wants_references()
+
+            def load(entry: tuple[Mixture | None, _Skipped | None]) -> _Item | _Skipped:
+                mixture, problem = entry
                 if problem is not None:
-                    state.skip(problem)
-                    bar.update(1)
-                    continue
+                    return problem
                 try:
-                    item = self._item_from_mixture(
-                        mixture, base_dir, with_references=self._wants_references()
+                    return self._item_from_mixture(
+                        mixture, base_dir, with_references=with_references
                     )
                 except (AudioError, ValueError, OSError) as error:
-                    state.skip(_Skipped(mixture.mixture_id, mixture.path, str(_problem(error))))
+                    return _Skipped(mixture.mixture_id, mixture.path, str(_problem(error)))
+
+            for item in _prefetch(load, entries, self.loader_threads, 2 * self.batch_size):
+                n_inputs += 1
+                if isinstance(item, _Skipped):
+                    state.skip(item)
                     bar.update(1)
                     continue
                 if pending and item.rate != pending[0].rate:
@@ -681,6 +693,26 @@ def _fit(array: np.ndarray, length: int) -> np.ndarray:
         return np.ascontiguousarray(array[..., :length])
     pad = [(0, 0)] * (array.ndim - 1) + [(0, length - array.shape[-1])]
     return np.pad(array, pad)
+
+
+def _prefetch(function, entries: Iterable, threads: int, depth: int) -> Iterator:
+    """``map(function, entries)`` in order, computed up to ``depth`` items ahead by ``threads``
+    background threads (file reading and decoding overlap the models' work); ``threads=0``
+    runs inline. At most ``depth`` results wait in memory."""
+    if threads <= 0:
+        yield from map(function, entries)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="amongus-load") as pool:
+        waiting: deque = deque()
+        for entry in entries:
+            waiting.append(pool.submit(function, entry))
+            if len(waiting) > depth:
+                yield waiting.popleft().result()
+        while waiting:
+            yield waiting.popleft().result()
 
 
 def _batches_by_rate(items: Sequence[_Item], batch_size: int) -> Iterator[list[_Item]]:

@@ -97,6 +97,13 @@ def study_loop(manifest: Path, separator, model, feature_extractor, *, forwards:
 
 
 # ---------------------------------------------------------------------------- memory child
+def _evaluate_all(pipeline, manifest: Path) -> int:
+    report = pipeline.evaluate(manifest, progress=False)
+    if report.n_skipped:
+        raise RuntimeError(f"benchmark mixtures were skipped: {report.skipped}")
+    return report.n_evaluated
+
+
 def memory_child(args: argparse.Namespace) -> None:
     from amongus.classifier import SpoofClassifier
     from amongus.pipeline import Pipeline
@@ -123,7 +130,9 @@ def memory_child(args: argparse.Namespace) -> None:
     )
 
 
-def run_memory_child(manifest, separator, classifier, limit, assignment, batch_size) -> dict:
+def run_memory_child(
+    manifest, separator, classifier, limit, assignment, batch_size, threads
+) -> dict:
     command = [
         sys.executable,
         __file__,
@@ -140,6 +149,8 @@ def run_memory_child(manifest, separator, classifier, limit, assignment, batch_s
         assignment,
         "--batch-size",
         str(batch_size),
+        "--threads",
+        str(threads),
     ]
     output = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(output.stdout.strip().splitlines()[-1])
@@ -157,6 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--forwards", type=int, default=3, help="study loop forwards per stream")
     parser.add_argument("--memory-n", type=int, default=8, help="N for the memory test (and 10 N)")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (both sides)")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     parser.add_argument("--workdir", type=Path, default=None)
     # internal: the memory measurement subprocess
@@ -168,6 +180,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--assignment", default="signal", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:
+        import torch
+
+        torch.set_num_threads(args.threads)
         memory_child(args)
         return {}
 
@@ -176,13 +191,12 @@ def main(argv: list[str] | None = None) -> dict:
     from amongus.classifier import SpoofClassifier
     from amongus.pipeline import Pipeline, load_pipeline_separator
 
+    torch.set_num_threads(args.threads)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_evaluate_"))
     n_total = max(args.n_mixtures, 10 * args.memory_n if not args.no_memory else 0)
     print(f"making {n_total} mixtures in {work} ...", flush=True)
     manifest = make_mixtures(work / "mix", n_total)
-    speed_manifest = work / "speed.jsonl"
     lines = manifest.read_text().splitlines()[: args.n_mixtures]
-    speed_manifest.write_text("\n".join(lines) + "\n")
     # the speed manifest sits next to the audio folder, so relative paths resolve alike
     speed_manifest = manifest.parent / "speed.jsonl"
     speed_manifest.write_text("\n".join(lines) + "\n")
@@ -206,32 +220,31 @@ def main(argv: list[str] | None = None) -> dict:
     for pipeline in pipelines.values():
         pipeline.evaluate(speed_manifest, progress=False, limit=2)
 
-    timings: dict[str, list[float]] = {name: [] for name in ["study_loop", *pipelines]}
-    if args.forwards != 1:
-        timings["plain_loop_1_forward"] = []
+    names = ["study_loop", *(["plain_loop_1_forward"] if args.forwards != 1 else []), *pipelines]
+    timings: dict[str, list[float]] = {name: [] for name in names}  # mixtures per wall second
+    cpu_timings: dict[str, list[float]] = {name: [] for name in names}  # per CPU second
+
+    def timed(name: str, run) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        done = run()
+        timings[name].append(done / (time.perf_counter() - wall))
+        cpu_timings[name].append(done / (time.process_time() - cpu))
+
+    model, extractor = classifier.model, classifier.feature_extractor
     for _ in range(args.repeats):
-        started = time.perf_counter()
-        done = study_loop(
-            speed_manifest,
-            separator,
-            classifier.model,
-            classifier.feature_extractor,
-            forwards=args.forwards,
+        timed(
+            "study_loop",
+            lambda: study_loop(speed_manifest, separator, model, extractor, forwards=args.forwards),
         )
-        timings["study_loop"].append(done / (time.perf_counter() - started))
         if "plain_loop_1_forward" in timings:
-            started = time.perf_counter()
-            done = study_loop(
-                speed_manifest, separator, classifier.model, classifier.feature_extractor,
-                forwards=1,
-            )  # fmt: skip
-            timings["plain_loop_1_forward"].append(done / (time.perf_counter() - started))
+            timed(
+                "plain_loop_1_forward",
+                lambda: study_loop(speed_manifest, separator, model, extractor, forwards=1),
+            )
         for name, pipeline in pipelines.items():
-            started = time.perf_counter()
-            report = pipeline.evaluate(speed_manifest, progress=False)
-            assert report.n_skipped == 0, report.skipped
-            timings[name].append(report.n_evaluated / (time.perf_counter() - started))
+            timed(name, lambda p=pipeline: _evaluate_all(p, speed_manifest))
     best = {name: max(values) for name, values in timings.items()}
+    best_cpu = {name: max(values) for name, values in cpu_timings.items()}
     results = {
         "separator": separator.identity,
         "classifier": classifier.identity,
@@ -242,36 +255,28 @@ def main(argv: list[str] | None = None) -> dict:
         "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg(),
         "mixtures_per_second": best,
+        "mixtures_per_cpu_second": best_cpu,
         "all_rounds": timings,
-        "speedup_labels_vs_study": best["pipeline_labels"] / best["study_loop"],
-        "speedup_signal_vs_study": best["pipeline_signal"] / best["study_loop"],
+        "all_rounds_cpu": cpu_timings,
     }
-    if "plain_loop_1_forward" in best:
-        results["speedup_labels_vs_plain_loop"] = (
-            best["pipeline_labels"] / best["plain_loop_1_forward"]
-        )
-    print(f"\nmixtures per second (best of {args.repeats} rounds):")
-    for name, value in best.items():
-        print(f"  {name:<24} {value:7.2f}")
-    print(
-        f"  speedup (labels, same method) vs study loop: {results['speedup_labels_vs_study']:.2f}x"
-    )
-    print(
-        f"  speedup (signal, default)     vs study loop: {results['speedup_signal_vs_study']:.2f}x"
-    )
-    if "speedup_labels_vs_plain_loop" in results:
+    for measure, table in (("wall", best), ("cpu", best_cpu)):
+        for name in names[1:]:
+            results[f"speedup_{measure}_{name}_vs_study"] = table[name] / table["study_loop"]
+    print(f"\nthroughput (best of {args.repeats} rounds; CPU time counts all threads):")
+    print(f"  {'':<24} {'mix/s wall':>10} {'mix/CPU-s':>10} {'x wall':>7} {'x CPU':>7}")
+    for name in names:
         print(
-            "  speedup (labels) vs plain loop with 1 forward/stream: "
-            f"{results['speedup_labels_vs_plain_loop']:.2f}x"
+            f"  {name:<24} {best[name]:10.3f} {best_cpu[name]:10.3f} "
+            f"{best[name] / best['study_loop']:7.2f} {best_cpu[name] / best_cpu['study_loop']:7.2f}"
         )
-
     if not args.no_memory:
         small = run_memory_child(
-            manifest, separator_source, classifier_source, args.memory_n, "signal", args.batch_size
-        )
+            manifest, separator_source, classifier_source, args.memory_n, "signal",
+            args.batch_size, args.threads,
+        )  # fmt: skip
         large = run_memory_child(
             manifest, separator_source, classifier_source, 10 * args.memory_n, "signal",
-            args.batch_size,
+            args.batch_size, args.threads,
         )  # fmt: skip
         ratio = large["peak_rss_mib"] / small["peak_rss_mib"]
         results["memory"] = {"small": small, "large": large, "peak_rss_ratio": ratio}

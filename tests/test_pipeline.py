@@ -297,47 +297,55 @@ def test_oracle_without_references_fails_clearly(workspace):
         pipeline(np.zeros(1600, dtype=np.float32), sample_rate=RATE)
 
 
-@pytest.mark.parametrize("kind,separator_rate", [("sepformer", 8000), ("convtasnet", 16000)])
-def test_pipeline_with_tiny_model_separators(workspace, tmp_path, kind, separator_rate):
-    from amongus.testing.separators import build_tiny_convtasnet, build_tiny_sepformer
-
-    if kind == "sepformer":
-        source = build_tiny_sepformer(tmp_path / "sepformer", sample_rate=separator_rate)
-    else:
-        source = build_tiny_convtasnet(tmp_path / "convtasnet", sample_rate=separator_rate)
-    classifier = ToneClassifier()
-    pipeline = Pipeline(separator=str(source), classifier=classifier, batch_size=3)
-    mixtures = read_mixtures(workspace["mix"] / "mixtures.jsonl")[:3]
-    for mixture in mixtures:
-        mixture.path = str(workspace["mix"] / mixture.path)
-    report = pipeline.evaluate(mixtures, progress=False)
-    assert report.n_evaluated == 3 and report.n_skipped == 0
-    assert report.rates == {"mixture": [16000], "separator": [separator_rate], "classifier": 16000}
-    assert classifier.n_scored == 6
-    result = pipeline(mixtures[0])
-    assert result.streams.shape == (2, mixtures[0].num_samples)
-    assert result.rates["separator"] == separator_rate
-    assert sorted(result.assignment.permutation) == [0, 1]
-    assert np.all(np.isfinite(result.streams))
-
-
-def test_pipeline_on_the_bundled_demo(tmp_path):
+@pytest.fixture(scope="module")
+def demo_mix(tmp_path_factory):
+    """Three mixtures of the bundled demo corpus (eval split) and a tiny WavLM classifier."""
     try:
         from amongus.corpora.demo import demo_utterances
 
         utterances = demo_utterances("eval")
-    except (FileNotFoundError, ImportError) as error:
+    except (FileNotFoundError, ImportError, ValueError) as error:
         pytest.skip(f"bundled demo corpus not available: {error}")
     from amongus.mix import Mixer, MixerConfig
     from amongus.testing.classifiers import build_tiny_classifier
 
+    root = tmp_path_factory.mktemp("demo")
     Mixer(MixerConfig()).run(
-        utterances, tmp_path / "mix", n_mixtures=3, seed=0, workers=1, progress=False
+        utterances, root / "mix", n_mixtures=3, seed=0, workers=1, progress=False
     )
-    classifier = build_tiny_classifier(tmp_path / "classifier")
-    report = Pipeline(separator="oracle", classifier=str(classifier)).evaluate(
-        tmp_path / "mix", tmp_path / "report", progress=False
-    )
-    assert report.n_evaluated + report.n_skipped == 3
-    assert len(report.stream_rows) == 2 * report.n_evaluated
-    assert (tmp_path / "report" / "report.json").exists()
+    return {"mix": root / "mix", "classifier": build_tiny_classifier(root / "classifier")}
+
+
+@pytest.mark.parametrize(
+    "kind,separator_rate",
+    [("oracle", 16000), ("passthrough", 16000), ("sepformer", 8000), ("convtasnet", 16000)],
+)
+def test_pipeline_on_the_bundled_demo_with_each_separator(demo_mix, tmp_path, kind, separator_rate):
+    from amongus.classifier import SpoofClassifier
+    from amongus.testing.separators import build_tiny_convtasnet, build_tiny_sepformer
+
+    if kind == "sepformer":
+        separator = str(build_tiny_sepformer(tmp_path / "sepformer", sample_rate=separator_rate))
+    elif kind == "convtasnet":
+        separator = str(build_tiny_convtasnet(tmp_path / "convtasnet", sample_rate=separator_rate))
+    else:
+        separator = kind
+    classifier = SpoofClassifier.from_pretrained(demo_mix["classifier"])
+    pipeline = Pipeline(separator=separator, classifier=classifier, batch_size=2)
+    report = pipeline.evaluate(demo_mix["mix"], tmp_path / "report", progress=False)
+    mixtures = read_mixtures(demo_mix["mix"] / "mixtures.jsonl")
+    assert report.n_evaluated == len(mixtures) == 3 and report.n_skipped == 0
+    assert report.rates == {"mixture": [16000], "separator": [separator_rate], "classifier": 16000}
+    assert len(report.stream_rows) == 6
+    assert all(row["true_label"] in ("bonafide", "spoof") for row in report.stream_rows)
+    assert json.loads((tmp_path / "report" / "report.json").read_text())["counts"]["streams"] == 6
+    # the same mixture through __call__: streams at the classifier rate, scores as in the report
+    mixture = mixtures[0]
+    mixture.path = str(demo_mix["mix"] / mixture.path)
+    result = pipeline(mixture)
+    assert result.streams.shape == (2, mixture.num_samples)
+    assert np.all(np.isfinite(result.streams))
+    assert result.rates["separator"] == separator_rate
+    assert sorted(result.assignment.permutation) == [0, 1]
+    first_rows = [row for row in report.stream_rows if row["mixture_id"] == mixture.mixture_id]
+    assert np.allclose([row["cm_score"] for row in first_rows], result.cm_score, atol=1e-3)

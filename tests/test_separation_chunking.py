@@ -125,10 +125,10 @@ def test_peak_memory_is_bounded_by_the_chunk(tmp_path):
     long = measure_peak_rss(path, 60, chunk_seconds=2.0)
     unchunked = measure_peak_rss(path, 60, chunk_seconds=None)
     assert long["peak_mb"] <= 2 * short["peak_mb"]  # the acceptance criterion
-    # stricter: what separation adds over the loaded model barely grows with the input
-    # (input + output of 60 s at 16 kHz are ~12 MB), while unchunked it grows by hundreds of MB,
-    # which shows the measurement can see the difference
+    # stricter: what separation adds over the loaded model grows only by the input, the output and
+    # the overlap-add weights (~16 MB for 60 s at 16 kHz) plus allocator noise (measured +8 to
+    # +30 MB), while unchunked it grows by hundreds of MB, which shows the measurement can see it
     added_short = short["peak_mb"] - short["baseline_mb"]
     added_long = long["peak_mb"] - long["baseline_mb"]
-    assert added_long <= added_short + 40
+    assert added_long <= added_short + 60
     assert unchunked["peak_mb"] - unchunked["baseline_mb"] > added_long + 100

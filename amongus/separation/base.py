@@ -7,9 +7,7 @@ Resampling to and from the separator's rate is the pipeline's job (``amongus.aud
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 _REGISTRY: dict[str, Callable[..., Separator]] = {}
@@ -161,11 +159,6 @@ def fit_length(streams, length: int):
     if streams.shape[-1] < length:
         return F.pad(streams, (0, length - streams.shape[-1]))
     return streams
-
-
-def default_cache_dir() -> Path:
-    """Where amongus keeps downloads: ``$AMONGUS_CACHE_DIR`` or ``~/.cache/amongus``."""
-    return Path(os.environ.get("AMONGUS_CACHE_DIR", Path.home() / ".cache" / "amongus"))
 
 
 def register_separator(name: str) -> Callable[[Callable[..., Separator]], Callable[..., Separator]]:

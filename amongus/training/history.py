@@ -1,7 +1,8 @@
 """Training history: one row per epoch, written as ``history.csv`` and ``history.png``.
 
 Columns: ``epoch, global_step, train_loss, val_loss, val_accuracy, val_eer, val_auc,
-val_composition_accuracy, val_spoof_present_eer, learning_rate, epoch_seconds``. A metric that is
+val_composition_accuracy, val_spoof_present_eer, learning_rate, epoch_seconds,
+epoch_cpu_seconds`` (wall-clock and process CPU time of the training pass). A metric that is
 undefined (e.g. an EER with no spoofed stream in validation) is written as an empty cell, never
 as NaN. Both files are written atomically.
 """
@@ -29,6 +30,7 @@ HISTORY_COLUMNS = (
     "val_spoof_present_eer",
     "learning_rate",
     "epoch_seconds",
+    "epoch_cpu_seconds",
 )
 
 

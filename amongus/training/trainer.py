@@ -392,7 +392,7 @@ class Trainer:
             train_loader.set_epoch(epoch)
             sampler.set_epoch(epoch)
             model.train()
-            start_time = time.perf_counter()
+            start_time, start_cpu = time.perf_counter(), time.process_time()
             skip = state["batches_done"]
             loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
             bar = tqdm(
@@ -452,6 +452,8 @@ class Trainer:
             bar.close()
 
             # ---- end of epoch: validate, record, keep the best, checkpoint
+            epoch_seconds = time.perf_counter() - start_time
+            epoch_cpu_seconds = time.process_time() - start_cpu
             train_loss = _mean_across(accelerator, state["loss_sum"], state["loss_count"])
             metrics = self._validate(
                 model, val_loader, class_weights, inputs_use_mask, model_device
@@ -462,7 +464,8 @@ class Trainer:
                 "train_loss": train_loss,
                 **metrics,
                 "learning_rate": scheduler.get_last_lr()[0],
-                "epoch_seconds": time.perf_counter() - start_time,
+                "epoch_seconds": epoch_seconds,  # the training pass (validation not included)
+                "epoch_cpu_seconds": epoch_cpu_seconds,
             }
             history.append(row)
             logger.info("epoch %d: %s", epoch + 1, _format_row(row))

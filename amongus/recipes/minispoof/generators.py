@@ -278,16 +278,36 @@ def _pitch_and_frames(audio: np.ndarray, rate: int, hop: int, frame_length: int)
     return pitch, frames
 
 
+def _excitation(pitch: np.ndarray, hop: int, rng: np.random.Generator) -> np.ndarray:
+    """Unit-energy pulses one pitch period apart in voiced frames, Gaussian noise elsewhere.
+
+    (``pysptk.excite`` draws its M-sequence from state kept across calls, so its output depends
+    on what the process did before: not reproducible.)
+    """
+    out = np.zeros(len(pitch) * hop)
+    phase = 0.0
+    for index, period in enumerate(pitch):
+        segment = out[index * hop : (index + 1) * hop]
+        if period > 0:
+            while phase < hop:
+                segment[int(phase)] = np.sqrt(period)
+                phase += period
+            phase -= hop
+        else:
+            segment[:] = rng.standard_normal(hop)
+            phase = 0.0
+    return out
+
+
 def mlsa_vocoder(audio: np.ndarray, rate: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     """Mel-cepstral analysis (order 24) and MLSA-filter synthesis from a pulse/noise source."""
     import pysptk
     from pysptk.synthesis import MLSADF, Synthesizer
 
-    del rng
     hop, frame_length, order, alpha = 80, 512, 24, 0.42
     pitch, frames = _pitch_and_frames(audio, rate, hop, frame_length)
     mcep = pysptk.mcep(frames + 1e-8 * np.ones_like(frames), order, alpha, etype=1, eps=1e-6)
-    excitation = pysptk.excite(pitch.astype(np.float64), hop)
+    excitation = _excitation(pitch, hop, rng)
     coefficients = pysptk.mc2b(mcep, alpha)
     synthesizer = Synthesizer(MLSADF(order=order, alpha=alpha), hop)
     out = synthesizer.synthesis(excitation, coefficients)
@@ -304,8 +324,8 @@ def lpc_vocoder(audio: np.ndarray, rate: int, rng: np.random.Generator) -> tuple
     frames = frames + 1e-6 * rng.standard_normal(frames.shape)  # keeps silent frames solvable
     out = np.zeros(len(pitch) * hop)
     state = np.zeros(order)
-    phase = 0.0
-    for index, (period, frame) in enumerate(zip(pitch, frames, strict=True)):
+    excitation = _excitation(pitch, hop, rng)
+    for index, frame in enumerate(frames):
         spectrum = np.fft.rfft(frame, 2 * frame_length)
         autocorrelation = np.fft.irfft(np.abs(spectrum) ** 2)[: order + 1]
         autocorrelation[0] *= 1.0 + 1e-6  # white-noise correction: a well-conditioned system
@@ -313,16 +333,8 @@ def lpc_vocoder(audio: np.ndarray, rate: int, rng: np.random.Generator) -> tuple
         denominator = np.concatenate([[1.0], -predictor])
         error_power = max(autocorrelation[0] - predictor @ autocorrelation[1 : order + 1], 0.0)
         gain = np.sqrt(error_power / frame_length)
-        if period > 0:  # voiced: unit-energy pulses one pitch period apart
-            excitation = np.zeros(hop)
-            while phase < hop:
-                excitation[int(phase)] = np.sqrt(period)
-                phase += period
-            phase -= hop
-        else:
-            excitation = rng.standard_normal(hop)
-            phase = 0.0
-        segment, state = lfilter([gain], denominator, excitation, zi=state)
+        block = excitation[index * hop : (index + 1) * hop]
+        segment, state = lfilter([gain], denominator, block, zi=state)
         out[index * hop : (index + 1) * hop] = segment
     out = out[: len(audio)]
     if not np.all(np.isfinite(out)):
