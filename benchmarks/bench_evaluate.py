@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,18 +37,54 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import numpy as np  # noqa: E402
+
 
 # ---------------------------------------------------------------------------- setup
-def make_mixtures(out_dir: Path, n_mixtures: int, seed: int = 0) -> Path:
-    """Mixtures of two demo utterances (eval split), written by the Mixer."""
-    from amongus.corpora.demo import demo_utterances
+def demo_or_synthetic_utterances(work: Path) -> tuple[list, str]:
+    """The bundled demo corpus (eval + dev), or synthetic tones when it is not installed."""
+    try:
+        from amongus.corpora.demo import demo_utterances
+
+        utterances = demo_utterances("eval") + demo_utterances("dev")
+        # private copies: the mixtures' sources stay valid whatever happens to the install
+        copies = work / "utterances"
+        copies.mkdir(parents=True, exist_ok=True)
+        for utterance in utterances:
+            target = copies / Path(utterance.path).name
+            shutil.copyfile(utterance.path, target)
+            utterance.path = str(target)
+        return utterances, "demo corpus (eval + dev)"
+    except (FileNotFoundError, ValueError) as error:
+        print(f"demo corpus unavailable ({error}); using synthetic tones", flush=True)
+    from amongus.audio import save_audio
+    from amongus.manifest import Utterance
+
+    rng = np.random.default_rng(0)
+    utterances = []
+    for index in range(32):
+        n_samples = int(16000 * rng.uniform(2.0, 3.5))
+        t = np.arange(n_samples) / 16000
+        wave = 0.3 * np.sin(2 * np.pi * (120 + 30 * index) * t) * (1 + 0.5 * np.sin(6 * t))
+        wave = (wave + 0.02 * rng.normal(size=n_samples)).astype(np.float32)
+        path = save_audio(work / "utterances" / f"u{index}.flac", wave, 16000)
+        label = "spoof" if index % 2 else "bonafide"
+        utterances.append(
+            Utterance(utt_id=f"u{index}", path=str(path), label=label, speaker=f"s{index}")
+        )
+    return utterances, "synthetic tones"
+
+
+def make_mixtures(work: Path, n_mixtures: int, seed: int = 0) -> tuple[Path, str]:
+    """Mixtures of two utterances written by the Mixer (default settings)."""
     from amongus.mix import Mixer, MixerConfig
 
-    utterances = demo_utterances("eval") + demo_utterances("dev")
+    utterances, description = demo_or_synthetic_utterances(work)
+    out_dir = work / "mix"
     Mixer(MixerConfig()).run(
         utterances, out_dir, n_mixtures=n_mixtures, seed=seed, workers=1, progress=False
     )
-    return out_dir / "mixtures.jsonl"
+    return out_dir / "mixtures.jsonl", description
 
 
 def build_models(work: Path, separator_kind: str) -> tuple[str, str]:
@@ -189,13 +226,14 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from amongus.classifier import SpoofClassifier
+    from amongus.manifest import read_mixtures
     from amongus.pipeline import Pipeline, load_pipeline_separator
 
     torch.set_num_threads(args.threads)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_evaluate_"))
     n_total = max(args.n_mixtures, 10 * args.memory_n if not args.no_memory else 0)
     print(f"making {n_total} mixtures in {work} ...", flush=True)
-    manifest = make_mixtures(work / "mix", n_total)
+    manifest, data_description = make_mixtures(work, n_total)
     lines = manifest.read_text().splitlines()[: args.n_mixtures]
     # the speed manifest sits next to the audio folder, so relative paths resolve alike
     speed_manifest = manifest.parent / "speed.jsonl"
@@ -249,6 +287,10 @@ def main(argv: list[str] | None = None) -> dict:
         "separator": separator.identity,
         "classifier": classifier.identity,
         "n_mixtures": args.n_mixtures,
+        "data": data_description,
+        "mixture_seconds_mean": float(
+            np.mean([m.num_samples / m.sample_rate for m in read_mixtures(speed_manifest)])
+        ),
         "batch_size": args.batch_size,
         "study_forwards_per_stream": args.forwards,
         "torch_threads": torch.get_num_threads(),

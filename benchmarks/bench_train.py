@@ -248,7 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=4, help="Trainer mixtures per batch")
     parser.add_argument("--hidden-size", type=int, default=32, help="tiny classifier width")
     parser.add_argument("--separator", choices=("sepformer", "convtasnet"), default="sepformer")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating repetitions")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating repetitions")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1 keeps CPU timings stable on a shared machine; 0: torch's default)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = parser.parse_args(argv)
     if args.epochs < 2:
@@ -258,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     logging.basicConfig(level=logging.WARNING)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         manifest, classifier, separator = build(work, args)

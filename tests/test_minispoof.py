@@ -284,3 +284,27 @@ def test_vocoders_do_not_depend_on_earlier_calls():
         vocoder(audio[::-1].copy(), 16000, np.random.default_rng(1))
         again, _ = vocoder(audio, 16000, np.random.default_rng(0))
         np.testing.assert_array_equal(first, again)
+
+
+def test_tts_text_is_cleaned_of_dot_runs():
+    """Regression: Festival's text2wave crashed (SIGSEGV) on 'first ... ... callers'."""
+    from amongus.recipes.minispoof.render import _sentence
+
+    assert _sentence("Please enter the first ... ... callers waiting") == (
+        "Please enter the first, callers waiting."
+    )
+    assert _sentence("Un momento…") == "Un momento."
+    assert _sentence("Done!") == "Done!"
+
+
+@pytest.mark.apt
+@pytest.mark.skipif(shutil.which("text2wave") is None, reason="needs festival (apt)")
+def test_festival_reads_a_cleaned_prompt():
+    from amongus.recipes.minispoof.generators import festival_tts
+    from amongus.recipes.minispoof.render import _sentence
+
+    text = _sentence(
+        "Please enter the first ... ... callers waiting to speak with a representative"
+    )
+    audio, rate = festival_tts(text, "kal_diphone", np.random.default_rng(0))
+    assert rate == 16000 and audio.size > rate and np.all(np.isfinite(audio))

@@ -16,6 +16,7 @@ from .folder import read_folder_dataset
 
 __all__ = [
     "CorpusListing",
+    "check_audio_file",
     "demo_corpus_root",
     "demo_utterances",
     "load_utterances",
@@ -73,6 +74,3 @@ def load_utterances(
     if split is not None:
         listing.utterances = [u for u in listing.utterances if u.split == split]
     return listing
-
-
-__all__ += ["check_audio_file"]

@@ -350,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--val-split", default="dev")
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--crop-seconds", type=float, default=3.0)
+    parser.add_argument(
+        "--val-seconds", type=float, default=6.0, help="validation: first seconds of each file"
+    )
     parser.add_argument("--batch-size", type=int, default=12)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--warmup-steps", type=int, default=100)
@@ -377,6 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         val_split=args.val_split,
         size=args.size,
         crop_seconds=args.crop_seconds,
+        val_seconds=args.val_seconds,
         batch_size=args.batch_size,
         learning_rate=args.lr,
         warmup_steps=args.warmup_steps,

@@ -135,8 +135,12 @@ class Trainer:
             from accelerate import Accelerator
             from accelerate.utils import DistributedDataParallelKwargs
 
+            import torch
+
             trackers = resolve_trackers(self.config.log_with)
             self._accelerator = Accelerator(
+                # without CUDA, ask for CPU explicitly so torchrun/mpirun start multi-CPU runs
+                cpu=not torch.cuda.is_available(),
                 mixed_precision=resolve_mixed_precision(self.config.mixed_precision),
                 log_with=trackers or None,
                 project_dir=str(self.output_dir),

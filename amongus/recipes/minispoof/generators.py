@@ -305,13 +305,26 @@ def mlsa_vocoder(audio: np.ndarray, rate: int, rng: np.random.Generator) -> tupl
     from pysptk.synthesis import MLSADF, Synthesizer
 
     hop, frame_length, order, alpha = 80, 512, 24, 0.42
-    pitch, frames = _pitch_and_frames(audio, rate, hop, frame_length)
-    mcep = pysptk.mcep(frames + 1e-8 * np.ones_like(frames), order, alpha, etype=1, eps=1e-6)
+    # A dither 60 dB below the signal: digital silence (the pauses between concatenated
+    # prompts) otherwise gives extreme mel-cepstra and an unstable MLSA filter.
+    level = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) or 1e-4
+    peak = float(np.max(np.abs(audio))) or 1e-4
+    dithered = audio + 1e-3 * level * rng.standard_normal(len(audio))
+    pitch, frames = _pitch_and_frames(dithered, rate, hop, frame_length)
+    mcep = pysptk.mcep(frames, order, alpha, etype=1, eps=1e-6)
     excitation = _excitation(pitch, hop, rng)
-    coefficients = pysptk.mc2b(mcep, alpha)
-    synthesizer = Synthesizer(MLSADF(order=order, alpha=alpha), hop)
-    out = synthesizer.synthesis(excitation, coefficients)
-    return out[: len(audio)].astype(np.float32), rate
+    # The MLSA filter's Pade approximation diverges for very peaky envelopes (clipped input):
+    # then the envelope's dynamic range is reduced step by step until the output is stable.
+    for flatten in (1.0, 0.8, 0.6, 0.4):
+        scaled = mcep.copy()
+        scaled[:, 1:] *= flatten
+        synthesizer = Synthesizer(MLSADF(order=order, alpha=alpha), hop)
+        out = synthesizer.synthesis(excitation, pysptk.mc2b(scaled, alpha))[: len(audio)]
+        with np.errstate(invalid="ignore", over="ignore"):
+            stable = bool(np.all(np.isfinite(out)) and np.max(np.abs(out)) < 100 * peak)
+        if stable:
+            return out.astype(np.float32), rate
+    raise GeneratorError("mlsa: unstable MLSA synthesis filter")
 
 
 def lpc_vocoder(audio: np.ndarray, rate: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,9 @@ def _synthesize(job: Job, rng: np.random.Generator) -> np.ndarray:
 
 
 def _sentence(text: str) -> str:
-    text = text.strip()
+    # Runs of dots ("first ... ... callers") crash Festival's text2wave (segfault).
+    text = re.sub(r"(?:\.\s*){2,}|…", ", ", text)
+    text = re.sub(r"\s*(?:,\s*)+", ", ", text).strip(" ,")
     return text if text[-1:] in ".!?…" else text + "."
 
 
