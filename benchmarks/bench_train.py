@@ -71,6 +71,7 @@ def trainer_config(manifest, classifier, separator, work: Path, args):
         freeze="feature_encoder",
         log_with="none",
         resume=False,
+        num_workers=args.num_workers,
     )
 
 
@@ -254,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=1,
         help="torch threads (1 keeps CPU timings stable on a shared machine; 0: torch's default)",
+    )
+    parser.add_argument(
+        "--num-workers", type=int, default=1, help="Trainer DataLoader workers (overlap loading)"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = parser.parse_args(argv)

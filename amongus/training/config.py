@@ -143,7 +143,9 @@ class TrainerConfig:
     bucket_size: int = _opt(
         50, "length bucketing: sort windows of bucket_size batches by length (1 disables)"
     )
-    num_workers: int = _opt(0, "DataLoader worker processes")
+    num_workers: int = _opt(
+        1, "DataLoader worker processes reading the cache while the model computes (0: inline)"
+    )
     # bookkeeping
     checkpoint_every_steps: int | None = _opt(
         None, "also checkpoint every N optimizer steps (always at the end of each epoch)"

@@ -290,6 +290,7 @@ class Trainer:
         loader_options = {
             "collate_fn": collate,
             "num_workers": config.num_workers,
+            "persistent_workers": config.num_workers > 0,
             # A private generator: creating a loader iterator must not draw from the global RNG.
             "generator": torch.Generator().manual_seed(config.seed),
         }
