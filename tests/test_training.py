@@ -351,3 +351,19 @@ def test_cli_help_documents_every_option():
         flag = "--" + item.name.replace("_", "-")
         assert flag in help_text, flag
         assert "".join(item.metadata["help"].split())[:40] in help_text, item.name
+
+
+def test_cli_reports_a_missing_manifest_clearly(tmp_path):
+    missing = tmp_path / "nothing" / "mixtures.jsonl"
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "amongus.train", "--train-mixtures", str(missing),
+            "--classifier", str(tmp_path), "--output-dir", str(tmp_path / "run"),
+            "--log-with", "none",
+        ],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert f"{missing}: mixture manifest not found" in result.stderr
+    assert "Traceback" not in result.stderr

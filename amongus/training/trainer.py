@@ -132,10 +132,9 @@ class Trainer:
     @property
     def accelerator(self):
         if self._accelerator is None:
+            import torch
             from accelerate import Accelerator
             from accelerate.utils import DistributedDataParallelKwargs
-
-            import torch
 
             trackers = resolve_trackers(self.config.log_with)
             self._accelerator = Accelerator(
