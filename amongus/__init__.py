@@ -22,6 +22,10 @@ _LAZY = {
     "Utterance": "amongus.manifest",
     "Mixture": "amongus.manifest",
     "MixtureSource": "amongus.manifest",
+    "PipelineResult": "amongus.results",
+    "EvaluationReport": "amongus.results",
+    "evaluate_utterances": "amongus.evaluate",
+    "load_utterances": "amongus.corpora",
     "load_audio": "amongus.audio",
     "save_audio": "amongus.audio",
 }

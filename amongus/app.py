@@ -373,9 +373,9 @@ def build_app(config: AppConfig | None = None):
         try:
             pipeline = cache.get(separator_spec, classifier_spec)
             analysis = analyse(pipeline, upload.path, true_label=true_label)
-        except (ValueError, FileNotFoundError, RuntimeError, OSError) as error:
+        except Exception as error:  # noqa: BLE001 - the page shows any failure as a message
             logger.exception("analysis failed")
-            raise gr.Error(f"analysis failed: {error}") from error
+            raise gr.Error(f"analysis failed: {type(error).__name__}: {error}") from error
         analysis.notes.append(
             f"Separator `{short_name(separator_spec)}`, classifier `{short_name(classifier_spec)}`; "
             f"streams at {analysis.sample_rate} Hz."

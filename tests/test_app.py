@@ -36,6 +36,9 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # a synthetic microphone (a beep) that needs no permission prompt, for the recording test
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 ]
 MAX_UPLOAD_MB = 1.0  # small limit so that the oversize case needs only a small file
 
@@ -231,7 +234,9 @@ def browser(app_server):
 
 @pytest.fixture
 def page(browser, app_server):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 1000}, permissions=["microphone"]
+    )
     page = context.new_page()
     page.set_default_timeout(60_000)
     page.goto(app_server["url"])
@@ -378,3 +383,20 @@ def test_picked_bundled_example_gets_a_verdict_with_its_truth(page):
     )
     verdict = page.inner_text("#verdict")
     assert f"True composition of this bundled example: {truth.group(1)}" in verdict, verdict
+
+
+@pytest.mark.slow
+def test_recorded_clip_gets_a_verdict(page):
+    page.click("#mixture button[aria-label='Record audio']")
+    page.locator("#mixture button", has_text="Record").first.click()
+    page.wait_for_timeout(2500)  # record 2.5 s of the synthetic microphone
+    page.locator("#mixture button:visible", has_text="Stop").first.click()
+    _wait_for_mixture(page)
+    page.click("#run")
+    page.wait_for_function(
+        "() => document.querySelector('#verdict').innerText.includes('Verdict:')",
+        timeout=180_000,
+    )
+    verdict = page.inner_text("#verdict")
+    assert re.search(r"Verdict: [SB]{2}\b", verdict), verdict
+    assert "True composition" not in verdict  # a recording is not a bundled example

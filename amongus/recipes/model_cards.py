@@ -94,10 +94,16 @@ def _licence_section(log: dict[str, Any]) -> list[str]:
     return [
         "## Licences and attribution",
         "",
-        "The weights are released with the amongus project (Apache-2.0). They were trained on the "
-        "data listed above, whose licences are in the tables (CC-BY-4.0 data such as LibriSpeech "
-        "requires attribution: Panayotov et al., *LibriSpeech: an ASR corpus based on public "
-        "domain audio books*, ICASSP 2015). The training corpus's own attribution follows.",
+        "The weights are distributed with the amongus project (Apache-2.0). They were trained on "
+        "the data listed above, under the licences in the tables. Attribution: LibriSpeech "
+        "(CC-BY-4.0; Panayotov et al., *LibriSpeech: an ASR corpus based on public domain audio "
+        "books*, ICASSP 2015), LJSpeech (public domain; Keith Ito), WaveFake (CC-BY-SA-4.0; "
+        "Frank & Schoenherr, NeurIPS 2021 Datasets and Benchmarks), CMU ARCTIC / NSF "
+        "copy-synthesis (BSD-3-Clause; Wang & Yamagishi), and the recordings and generators "
+        "credited below. Some sources are share-alike or copyleft (CC-BY-SA-3.0 Asterisk prompts, "
+        "GPL-2 Tux Paint stamp recordings): whether trained weights are derived works of their "
+        "training audio is unsettled; no audio is distributed with the weights. The training "
+        "corpus's own attribution follows.",
         "",
         attribution or "(the training sources ship no ATTRIBUTION.md)",
         "",

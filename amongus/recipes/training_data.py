@@ -125,6 +125,55 @@ def minispoof_speakers(utterances: list[Utterance], split: str | None) -> list[U
     return [u for u in utterances if speaker_split(corpus_speaker(u.speaker)) == split]
 
 
+def with_corpus_metadata(root: str | os.PathLike, utterances: list[Utterance]) -> list[Utterance]:
+    """Fill ``source``, ``licence`` and ``language`` from the corpus' ``metadata.jsonl``.
+
+    The minispoof recipe writes one JSON line per utterance with its original source and
+    licence; the ASVspoof protocol files do not carry them. Without the file, the utterances
+    are returned unchanged.
+    """
+    metadata = Path(root) / "metadata.jsonl"
+    if not metadata.is_file():
+        return utterances
+    by_id = {}
+    with open(metadata, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                record = json.loads(line)
+                by_id[record.get("utt_id")] = record
+    for utterance in utterances:
+        record = by_id.get(utterance.utt_id)
+        if record:
+            utterance.source = record.get("source") or utterance.source
+            utterance.licence = record.get("licence") or utterance.licence
+            if utterance.language in ("-", None):
+                utterance.language = record.get("language") or utterance.language
+    return utterances
+
+
+def summarize_utterances(utterances: Sequence[Utterance]) -> dict:
+    """Like :func:`describe_sources`, from the listed durations (no audio is read)."""
+    summary: dict[str, dict] = {}
+    for utterance in utterances:
+        key = f"{utterance.source} [{utterance.label}]"
+        entry = summary.setdefault(
+            key, {"utterances": 0, "hours": 0.0, "speakers": set(), "licences": set()}
+        )
+        entry["utterances"] += 1
+        entry["hours"] += (utterance.duration or 0.0) / 3600
+        entry["speakers"].add(utterance.speaker)
+        entry["licences"].add(utterance.licence)
+    return {
+        key: {
+            "utterances": value["utterances"],
+            "hours": round(value["hours"], 3),
+            "speakers": len(value["speakers"]),
+            "licences": sorted(value["licences"]),
+        }
+        for key, value in sorted(summary.items())
+    }
+
+
 def gather_utterances(sources: Iterable[str], *, split: str | None = None) -> list[Utterance]:
     """The utterances of every source (see the module docstring for the accepted forms).
 
@@ -145,7 +194,7 @@ def gather_utterances(sources: Iterable[str], *, split: str | None = None) -> li
             listing = load_utterances(source, split=split)
             if listing.problems:
                 logger.warning("%s: %d problem(s) while listing", source, len(listing.problems))
-            found = list(listing.utterances)
+            found = with_corpus_metadata(source, list(listing.utterances))
         if not found:
             raise ValueError(f"{source}: no utterances found (split={split!r})")
         logger.info("%s: %d utterances", source, len(found))
