@@ -74,6 +74,7 @@ def _common_sections(log: dict[str, Any], command: str) -> list[str]:
         "",
         _data_table(log["train_data"]),
         "",
+        *([f"Note: {log['data_note']}.", ""] if log.get("data_note") else []),
         "Validation: "
         + (
             f"split `{config['val_split']}` of "
@@ -282,3 +283,96 @@ def set_evaluation_section(out_dir: str | os.PathLike, body: str) -> Path:
         text = text[: text.index(EVALUATION_HEADING)].rstrip()
     path.write_text(f"{text}\n\n{EVALUATION_HEADING}\n\n{body.strip()}\n", "utf-8")
     return path
+
+
+def finetuned_card(
+    out_dir: str | os.PathLike,
+    *,
+    run_dir: str | os.PathLike,
+    base_card: str | os.PathLike,
+    command: str,
+    mix_commands: list[str],
+    wall_minutes: float | None = None,
+) -> str:
+    """The model card of a classifier fine-tuned by ``python -m amongus.train``.
+
+    Reads the Trainer's ``trainer_config.json`` and ``history.csv`` in ``run_dir``; the data and
+    licence sections of the clean classifier's card (``base_card``) are reused, since the
+    fine-tuning mixtures are made from the same corpus split.
+    """
+    import csv
+    import json
+
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / "trainer_config.json").read_text("utf-8"))
+    with open(run_dir / "history.csv", newline="", encoding="utf-8") as handle:
+        history = list(csv.DictReader(handle))
+    base = Path(base_card).read_text("utf-8")
+    licences = base[base.index("## Licences and attribution") : base.index("## Limitations")]
+    data = base[base.index("## Training data") : base.index("## Metrics")]
+
+    def pct(value: str) -> str:
+        return f"{100 * float(value):.1f}%" if value not in ("", None) else "-"
+
+    rows = [
+        "| Epoch | Step | Train loss | Val loss | Val stream accuracy | Val stream EER | "
+        "Val SS/SB/BB accuracy | Val spoof-present EER |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for entry in history:
+        rows.append(
+            f"| {entry['epoch']} | {entry['global_step']} | {float(entry['train_loss']):.3f} | "
+            f"{float(entry['val_loss']):.3f} | {pct(entry['val_accuracy'])} | "
+            f"{pct(entry['val_eer'])} | {pct(entry['val_composition_accuracy'])} | "
+            f"{pct(entry['val_spoof_present_eer'])} |"
+        )
+    timing = f" in {wall_minutes:.1f} min" if wall_minutes else ""
+    lines = [
+        "# WavLM-architecture spoof classifier, fine-tuned on separated streams "
+        "(amongus shipped model)",
+        "",
+        "| | |",
+        "|---|---|",
+        "| Architecture | the clean classifier (`wavlm-spoof-clean`, see its card) fine-tuned "
+        f"with the separator `{Path(config['separator']).name}` frozen |",
+        f"| Size | {folder_megabytes(out_dir):.2f} MB on disk, float32 |",
+        "| Format | Hugging Face: `config.json`, `model.safetensors`, `preprocessor_config.json` |",
+        "| Labels | `id2label = {0: bonafide, 1: spoof}` |",
+        "",
+        "## Training",
+        "",
+        "`python -m amongus.train` (the project's Trainer): every training mixture is separated "
+        "once by the frozen separator into a stream cache; each stream is labelled by assigning "
+        f"streams to the reference sources by SI-SDR (`assignment={config['assignment']!r}`); "
+        f"AdamW, peak learning rate {config['learning_rate']}, linear warm-up "
+        f"({config['warmup_ratio']} of the steps) and decay, batch {config['batch_size']} "
+        f"mixtures x gradient accumulation {config['grad_accum_steps']}, clipping "
+        f"{config['max_grad_norm']}, random {config['max_seconds']} s crops, freeze "
+        f"{config['freeze']!r}, {config['epochs']} epochs, seed {config['seed']}. The checkpoint "
+        f"shipped is the Trainer's `best/` (lowest validation stream EER){timing}.",
+        "",
+        "## Training command",
+        "",
+        "```bash",
+        *mix_commands,
+        command,
+        "```",
+        "",
+        "`trainer_config.json` and `history.csv` in this folder are the run's own files.",
+        "",
+        "## Validation history",
+        "",
+        *rows,
+        "",
+        data.replace("## Training data", "## Data (the corpus of the clean classifier)").rstrip(),
+        "",
+        licences.rstrip(),
+        "",
+        "## Limitations",
+        "",
+        "Fine-tuned on streams of one small CPU-trained separator; it adapts to that separator's "
+        "artefacts and may transfer less to others (compare the SepFormer rows of the results "
+        "table). See the clean classifier's card.",
+        "",
+    ]
+    return "\n".join(lines)
