@@ -91,7 +91,7 @@ class TableSpec:
     classifiers: dict[str, str]
     mixtures: str | None = None
     split: str = "eval"
-    n_mixtures: int = 150
+    n_mixtures: int = 300
     seed: int = 7
     batch_size: int = 4
     threads: int | None = 2
@@ -318,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--mixtures", default=None, help="existing mixtures.jsonl (default: mix the eval split)"
     )
     parser.add_argument("--split", default="eval")
-    parser.add_argument("--n-mixtures", type=int, default=150)
+    parser.add_argument("--n-mixtures", type=int, default=300)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N only")
