@@ -42,11 +42,17 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     utterances = demo_utterances(args.split)
-    print(f"[1/3] mixing {args.n_mixtures} mixtures from {len(utterances)} demo utterances "
-          f"({args.split} split)")
+    print(
+        f"[1/3] mixing {args.n_mixtures} mixtures from {len(utterances)} demo utterances "
+        f"({args.split} split)"
+    )
     mix_dir = args.out / "mixtures"
     summary = Mixer(MixerConfig()).run(
-        utterances, mix_dir, n_mixtures=args.n_mixtures, seed=args.seed, workers=args.workers,
+        utterances,
+        mix_dir,
+        n_mixtures=args.n_mixtures,
+        seed=args.seed,
+        workers=args.workers,
         split=args.split,
     )
     print(summary)

@@ -138,10 +138,23 @@ def test_manifest_round_trip_and_derived_label(tmp_path):
 def test_manifest_rejects_inconsistent_label_and_bad_records(tmp_path):
     bad = tmp_path / "bad.jsonl"
     source = {"utt_id": "u", "path": "p", "label": "spoof"}
-    bad.write_text(json.dumps({"mixture_id": "m", "path": "p", "sample_rate": 16000,
-                               "sources": [source, source], "label": "BB"}) + "\n")
+    bad.write_text(
+        json.dumps(
+            {
+                "mixture_id": "m",
+                "path": "p",
+                "sample_rate": 16000,
+                "sources": [source, source],
+                "label": "BB",
+            }
+        )
+        + "\n"
+    )
     with pytest.raises(ValueError, match="bad.jsonl:1"):
         list(read_jsonl(bad))
     with pytest.raises(ValueError, match="negative offset"):
-        write_jsonl(tmp_path / "x.jsonl", [Mixture("m", "p", 16000, [MixtureSource("u", "p", "spoof", offset=-1)])])
+        write_jsonl(
+            tmp_path / "x.jsonl",
+            [Mixture("m", "p", 16000, [MixtureSource("u", "p", "spoof", offset=-1)])],
+        )
     assert not (tmp_path / "x.jsonl").exists()

@@ -27,8 +27,6 @@ import csv
 import json
 import logging
 import math
-import os
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -37,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..defaults import MODELS_DIR
+from ._cli import command_line, start_recipe_run
 
 logger = logging.getLogger(__name__)
 
@@ -341,11 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # On a shared CPU, OpenMP threads that spin while waiting slow training down by 10x or more
-    # when other processes hold the cores; passive waiting degrades gracefully. It must be set
-    # before torch is imported (the recipes import it lazily).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    start_recipe_run()
     spec = TableSpec(
         corpus=args.corpus,
         out_dir=args.out,
@@ -359,8 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         threads=args.threads,
         limit=args.limit,
     )
-    argv_list = list(sys.argv[1:] if argv is None else argv)
-    command = "python -m amongus.recipes.results_table " + shlex.join(argv_list)
+    command = command_line("amongus.recipes.results_table", argv)
     build_table(spec, progress=not args.no_progress, command=command)
     print((Path(spec.out_dir) / "results.md").read_text("utf-8"))
     return 0

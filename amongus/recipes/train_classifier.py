@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
-import os
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -35,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..labels import BONAFIDE, BONAFIDE_INDEX, SPOOF, SPOOF_INDEX
+from ._cli import command_line, start_recipe_run
 from .training_data import (
     LoadedUtterance,
     TimeBudget,
@@ -367,11 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # On a shared CPU, OpenMP threads that spin while waiting slow training down by 10x or more
-    # when other processes hold the cores; passive waiting degrades gracefully. It must be set
-    # before torch is imported (the recipes import it lazily).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    start_recipe_run()
     config = ClassifierTrainingConfig(
         out_dir=args.out,
         train_sources=args.train,
@@ -393,9 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = train_classifier(config, progress=not args.no_progress)
     from .model_cards import classifier_card, write_card
 
-    command = "python -m amongus.recipes.train_classifier " + shlex.join(
-        list(sys.argv[1:] if argv is None else argv)
-    )
+    command = command_line("amongus.recipes.train_classifier", argv)
     write_card(config.out_dir, classifier_card(config.out_dir, log, command))
     best = log["best"]
     print(

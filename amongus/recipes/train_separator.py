@@ -27,9 +27,7 @@ import argparse
 import copy
 import logging
 import math
-import os
 import random
-import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -39,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ._cli import command_line, start_recipe_run
 from .training_data import (
     LoadedUtterance,
     TimeBudget,
@@ -478,11 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # On a shared CPU, OpenMP threads that spin while waiting slow training down by 10x or more
-    # when other processes hold the cores; passive waiting degrades gracefully. It must be set
-    # before torch is imported (the recipes import it lazily).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    start_recipe_run()
     config = SeparatorTrainingConfig(
         arch=args.arch,
         out_dir=args.out,
@@ -508,9 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = train_separator(config, progress=not args.no_progress)
     from .model_cards import separator_card, write_card
 
-    command = "python -m amongus.recipes.train_separator " + shlex.join(
-        list(sys.argv[1:] if argv is None else argv)
-    )
+    command = command_line("amongus.recipes.train_separator", argv)
     write_card(config.out_dir, separator_card(config.out_dir, log, command))
     best = log["best"]
     print(
