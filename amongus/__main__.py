@@ -34,12 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from .corpora.demo import demo_utterances
+    from .defaults import available_presets
     from .mix import Mixer, MixerConfig
     from .pipeline import Pipeline
 
+    if args.preset not in available_presets():
+        parser.error(f"unknown preset {args.preset!r}; available: {', '.join(available_presets())}")
     args.out.mkdir(parents=True, exist_ok=True)
     utterances = demo_utterances(args.split)
     print(
