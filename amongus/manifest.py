@@ -167,14 +167,15 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[Record]) -> Path:
     return path
 
 
-def read_jsonl(path: str | os.PathLike, kind: type | None = None) -> Iterator[Record]:
-    """Lazily yield records from a JSONL manifest.
+def iter_jsonl(
+    path: str | os.PathLike, kind: type | None = None
+) -> Iterator[tuple[int, Record | None, str | None]]:
+    """Lazily yield ``(line_number, record, problem)`` for every non-blank line.
 
-    ``kind`` is ``Utterance`` or ``Mixture``; when omitted, each line's kind is guessed from
-    its keys (``sources`` means a mixture). A malformed line raises ``ValueError`` naming the
-    file and line number.
+    A well-formed line gives ``(n, record, None)``; a malformed one ``(n, None, problem)``, so
+    callers that count bad lines (``Pipeline.evaluate``) and callers that stop at the first one
+    (:func:`read_jsonl`) share one parser. ``kind`` is as in :func:`read_jsonl`.
     """
-    path = Path(path)
     with open(path, encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -182,9 +183,22 @@ def read_jsonl(path: str | os.PathLike, kind: type | None = None) -> Iterator[Re
             try:
                 data = json.loads(line)
                 record_kind = kind or (Mixture if "sources" in data else Utterance)
-                yield record_kind.from_dict(data)
+                yield line_number, record_kind.from_dict(data), None
             except (ValueError, KeyError, TypeError) as error:
-                raise ValueError(f"{path}:{line_number}: bad manifest line ({error})") from error
+                yield line_number, None, f"bad manifest line ({error})"
+
+
+def read_jsonl(path: str | os.PathLike, kind: type | None = None) -> Iterator[Record]:
+    """Lazily yield records from a JSONL manifest.
+
+    ``kind`` is ``Utterance`` or ``Mixture``; when omitted, each line's kind is guessed from
+    its keys (``sources`` means a mixture). A malformed line raises ``ValueError`` naming the
+    file and line number.
+    """
+    for line_number, record, problem in iter_jsonl(path, kind):
+        if problem is not None:
+            raise ValueError(f"{path}:{line_number}: {problem}")
+        yield record
 
 
 def read_mixtures(path: str | os.PathLike) -> list[Mixture]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import logging
 import math
 import os
@@ -35,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from .audio import AudioError, load_audio
-from .manifest import Mixture
+from .manifest import Mixture, iter_jsonl
 from .results import EvaluationReport, PipelineResult
 from .scoring import assign_streams, check_assignment_mode, mixture_decision, si_sdr_improvement
 
@@ -154,16 +153,11 @@ def _count_lines(path: Path) -> int:
 
 def _iter_manifest(path: Path) -> Iterator[tuple[Mixture | None, _Skipped | None]]:
     """Mixture records one by one; a malformed line becomes a skip, not a crash."""
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-                yield Mixture.from_dict(data), None
-            except (ValueError, KeyError, TypeError) as error:
-                key = f"{path.name}:{line_number}"
-                yield None, _Skipped(key, str(path), f"bad manifest line ({error})")
+    for line_number, mixture, problem in iter_jsonl(path, Mixture):
+        if problem is not None:
+            yield None, _Skipped(f"{path.name}:{line_number}", str(path), problem)
+        else:
+            yield mixture, None
 
 
 # ---------------------------------------------------------------------------- the pipeline

@@ -36,14 +36,7 @@ def read_manifest(path: str | os.PathLike, *, check_files: bool = True) -> Corpu
         if not audio.is_absolute():
             audio = path.parent / audio
             utterance.path = str(audio)
-        if check_files:
-            problem, duration, sample_rate = check_audio_file(audio)
-            if problem:
-                listing.problems.append((str(audio), problem))
-                continue
-            utterance.duration = utterance.duration or duration
-            utterance.sample_rate = utterance.sample_rate or sample_rate
-        listing.utterances.append(utterance)
+        listing.add(utterance, check_files=check_files)
     return listing
 
 

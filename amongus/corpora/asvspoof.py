@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..labels import normalize_label
 from ..manifest import Utterance
-from .base import CorpusListing, check_audio_file
+from .base import CorpusListing
 
 logger = logging.getLogger(__name__)
 
@@ -123,24 +123,17 @@ def _read_split(root: Path, split: str, *, check_files: bool) -> CorpusListing:
             path = folder / f"{entry['utt_id']}.flac"
             if not path.exists() and path.with_suffix(".wav").exists():
                 path = path.with_suffix(".wav")  # some copies are converted to WAV
-            duration = sample_rate = None
-            if check_files:
-                problem, duration, sample_rate = check_audio_file(path)
-                if problem:
-                    listing.problems.append((str(path), problem))
-                    continue
-            listing.utterances.append(
+            listing.add(
                 Utterance(
                     utt_id=entry["utt_id"],
                     path=str(path),
                     label=entry["label"],
                     speaker=entry["speaker"],
                     system=entry["system"] if entry["label"] == "spoof" else "-",
-                    sample_rate=sample_rate,
-                    duration=duration,
                     source="ASVspoof 2019 LA layout",
                     split=split,
-                )
+                ),
+                check_files=check_files,
             )
     if listing.problems:
         logger.warning(

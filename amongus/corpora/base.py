@@ -63,6 +63,22 @@ class CorpusListing:
             lines.append("  problems: none")
         return "\n".join(lines)
 
+    def add(self, utterance: Utterance, *, check_files: bool = True) -> bool:
+        """List ``utterance``; with ``check_files``, check its audio first.
+
+        A missing or unreadable file goes to :attr:`problems` instead (returns ``False``); a
+        readable one gets its duration and sample rate filled in where they are unknown.
+        """
+        if check_files:
+            problem, duration, sample_rate = check_audio_file(utterance.path)
+            if problem:
+                self.problems.append((str(utterance.path), problem))
+                return False
+            utterance.duration = utterance.duration or duration
+            utterance.sample_rate = utterance.sample_rate or sample_rate
+        self.utterances.append(utterance)
+        return True
+
     def extend(self, other: CorpusListing) -> None:
         self.utterances.extend(other.utterances)
         self.problems.extend(other.problems)

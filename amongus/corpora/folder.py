@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..labels import normalize_label
 from ..manifest import Utterance
-from .base import AUDIO_SUFFIXES, CorpusListing, check_audio_file
+from .base import AUDIO_SUFFIXES, CorpusListing
 
 logger = logging.getLogger(__name__)
 
@@ -92,23 +92,16 @@ def read_folder_dataset(root: str | os.PathLike, *, check_files: bool = True) ->
         system = "-"
         if label == "spoof" and label_depth + 1 < len(folders):
             system = folders[label_depth + 1]
-        duration = sample_rate = None
-        if check_files:
-            problem, duration, sample_rate = check_audio_file(path)
-            if problem:
-                listing.problems.append((str(path), problem))
-                continue
-        listing.utterances.append(
+        listing.add(
             Utterance(
                 utt_id=relative.with_suffix("").as_posix(),
                 path=str(path),
                 label=label,
                 system=system,
-                sample_rate=sample_rate,
-                duration=duration,
                 source=f"folder dataset {root.name}",
                 split=split,
-            )
+            ),
+            check_files=check_files,
         )
     if not listing.utterances and not listing.problems:
         logger.warning("%s: no audio files (%s) found", root, ", ".join(AUDIO_SUFFIXES))

@@ -38,10 +38,8 @@ from .training_data import (
     LoadedUtterance,
     TimeBudget,
     describe_sources,
-    gather_utterances,
-    load_all,
+    load_train_val,
     seed_everything,
-    split_by_speaker,
     write_json,
 )
 
@@ -211,25 +209,6 @@ def validate_classifier(model, extractor, items, *, val_samples: int, batch_size
     }
 
 
-def _load_items(config: ClassifierTrainingConfig):
-    train_items = load_all(
-        gather_utterances(config.train_sources, split=config.train_split),
-        sample_rate=SAMPLE_RATE,
-        min_seconds=0.3,
-        max_seconds=config.max_utterance_seconds,
-    )
-    if config.val_sources:
-        val_items = load_all(
-            gather_utterances(config.val_sources, split=config.val_split),
-            sample_rate=SAMPLE_RATE,
-            min_seconds=0.3,
-            max_seconds=config.val_seconds,
-        )
-    else:
-        train_items, val_items = split_by_speaker(train_items, fraction=0.1, seed=config.seed)
-    return train_items, val_items
-
-
 def train_classifier(config: ClassifierTrainingConfig, *, progress: bool = True) -> dict[str, Any]:
     """Train the classifier; the best dev-EER model is saved (HF format) in ``out_dir``.
 
@@ -246,7 +225,9 @@ def train_classifier(config: ClassifierTrainingConfig, *, progress: bool = True)
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    train_items, val_items = _load_items(config)
+    train_items, val_items = load_train_val(
+        config, sample_rate=SAMPLE_RATE, min_seconds=0.3, val_max_seconds=config.val_seconds
+    )
     counts = {
         name: sum(i.utterance.label == name for i in train_items) for name in ID2LABEL.values()
     }

@@ -42,10 +42,8 @@ from .training_data import (
     LoadedUtterance,
     TimeBudget,
     describe_sources,
-    gather_utterances,
-    load_all,
+    load_train_val,
     seed_everything,
-    split_by_speaker,
     write_json,
 )
 
@@ -280,25 +278,6 @@ def evaluate_separator(model: SeparatorModel, batches) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- training
-def _load_pools(config: SeparatorTrainingConfig, rate: int):
-    train_items = load_all(
-        gather_utterances(config.train_sources, split=config.train_split),
-        sample_rate=rate,
-        min_seconds=1.0,
-        max_seconds=config.max_utterance_seconds,
-    )
-    if config.val_sources:
-        val_items = load_all(
-            gather_utterances(config.val_sources, split=config.val_split),
-            sample_rate=rate,
-            min_seconds=1.0,
-            max_seconds=config.max_utterance_seconds,
-        )
-    else:
-        train_items, val_items = split_by_speaker(train_items, fraction=0.1, seed=config.seed)
-    return train_items, val_items
-
-
 def train_separator(config: SeparatorTrainingConfig, *, progress: bool = True) -> dict[str, Any]:
     """Train a separator and save it (best validation SI-SDRi) in its real format.
 
@@ -319,7 +298,9 @@ def train_separator(config: SeparatorTrainingConfig, *, progress: bool = True) -
     out_dir.mkdir(parents=True, exist_ok=True)
     rate = config.sample_rate
 
-    train_items, val_items = _load_pools(config, rate)
+    train_items, val_items = load_train_val(
+        config, sample_rate=rate, min_seconds=1.0, val_max_seconds=config.max_utterance_seconds
+    )
     model_args = config.resolved_model_args()
     model = build_separator_model(
         config.arch, sample_rate=rate, n_src=config.n_src, seed=config.seed, model_args=model_args

@@ -151,29 +151,6 @@ def with_corpus_metadata(root: str | os.PathLike, utterances: list[Utterance]) -
     return utterances
 
 
-def summarize_utterances(utterances: Sequence[Utterance]) -> dict:
-    """Like :func:`describe_sources`, from the listed durations (no audio is read)."""
-    summary: dict[str, dict] = {}
-    for utterance in utterances:
-        key = f"{utterance.source} [{utterance.label}]"
-        entry = summary.setdefault(
-            key, {"utterances": 0, "hours": 0.0, "speakers": set(), "licences": set()}
-        )
-        entry["utterances"] += 1
-        entry["hours"] += (utterance.duration or 0.0) / 3600
-        entry["speakers"].add(utterance.speaker)
-        entry["licences"].add(utterance.licence)
-    return {
-        key: {
-            "utterances": value["utterances"],
-            "hours": round(value["hours"], 3),
-            "speakers": len(value["speakers"]),
-            "licences": sorted(value["licences"]),
-        }
-        for key, value in sorted(summary.items())
-    }
-
-
 def gather_utterances(sources: Iterable[str], *, split: str | None = None) -> list[Utterance]:
     """The utterances of every source (see the module docstring for the accepted forms).
 
@@ -240,6 +217,32 @@ def load_all(
     if not loaded:
         raise ValueError("no usable audio among the training sources")
     return loaded
+
+
+def load_train_val(
+    config, *, sample_rate: int, min_seconds: float, val_max_seconds: float | None
+) -> tuple[list[LoadedUtterance], list[LoadedUtterance]]:
+    """The training and validation audio of a recipe config.
+
+    ``config`` has ``train_sources``/``train_split``, ``val_sources``/``val_split``,
+    ``max_utterance_seconds`` and ``seed``. Without validation sources, about 10% of the
+    training speakers are held out (:func:`split_by_speaker`).
+    """
+    train_items = load_all(
+        gather_utterances(config.train_sources, split=config.train_split),
+        sample_rate=sample_rate,
+        min_seconds=min_seconds,
+        max_seconds=config.max_utterance_seconds,
+    )
+    if not config.val_sources:
+        return split_by_speaker(train_items, fraction=0.1, seed=config.seed)
+    val_items = load_all(
+        gather_utterances(config.val_sources, split=config.val_split),
+        sample_rate=sample_rate,
+        min_seconds=min_seconds,
+        max_seconds=val_max_seconds,
+    )
+    return train_items, val_items
 
 
 def split_by_speaker(
