@@ -25,4 +25,7 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 EXTRAS="${EXTRAS:-corpus,train,app,docs,test}"
-.venv/bin/python -m pip install -q -e ".[${EXTRAS}]"
+# The lock (the tested resolution) pins every package, the torch family above all: a newer
+# torchaudio build does not load with an older torch. It also moves a kept .venv to the tested
+# versions. Regenerate it with `python3 scripts/resolve.py lock`.
+.venv/bin/python -m pip install -q -c requirements/constraints.txt -e ".[${EXTRAS}]"
