@@ -79,15 +79,20 @@ def lock(extras: str) -> int:
     return 0
 
 
-def check(extras: str) -> int:
-    locked = read_lock()
-    resolved = fresh_resolution(extras)
-    clashes = [
+def torch_family_clashes(locked: dict[str, str], resolved: dict[str, str]) -> list[str]:
+    """One line per torch-family package whose fresh resolution differs from the lock."""
+    return [
         f"{name}: locked {locked.get(name, 'absent')}, a fresh resolution gives "
         f"{resolved.get(name, 'absent')}"
         for name in TORCH_FAMILY
-        if locked.get(name) != resolved.get(name)
+        if locked.get(name) is None or locked.get(name) != resolved.get(name)
     ]
+
+
+def check(extras: str) -> int:
+    locked = read_lock()
+    resolved = fresh_resolution(extras)
+    clashes = torch_family_clashes(locked, resolved)
     drift = sorted(
         name for name in resolved.keys() & locked.keys() if resolved[name] != locked[name]
     )
