@@ -6,6 +6,12 @@ For every mixture that the cache does not hold yet: load it, render its referenc
 the streams to the classifier's rate, assign streams to references by SI-SDR (best permutation,
 ``amongus.scoring``) and store streams + assignment in the cache. Under ``accelerate launch``
 each process fills its own shard of the mixtures.
+
+Every mixture goes through the input-validation policy first (:mod:`amongus.validation`:
+missing, unreadable, silent, too short, rate or length unlike its record...). Training
+**skips** a refused mixture and counts it with its reason (:attr:`FillReport.skipped`, the
+Trainer's ``data_report.json`` and log); the refusal is remembered in the cache, keyed by the
+file's content, so a rerun does not decode the file again.
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..audio import load_audio, resample
+from ..audio import AudioError, resample
+from ..validation import count_reasons, load_mixture_audio
 from .stream_cache import CacheEntry, StreamCache
 
 logger = logging.getLogger(__name__)
@@ -25,17 +32,25 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class FillReport:
-    """What a cache fill did: entries found, mixtures separated, and their audio seconds."""
+    """What a cache fill did: entries found, mixtures separated (and their audio seconds),
+    mixtures skipped by the validation policy as ``(mixture_id, path, reason)``."""
 
     hits: int = 0
     separated: int = 0
     separated_seconds: float = 0.0
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def skipped_reasons(self) -> dict[str, int]:
+        """``{reason code: count}`` (:func:`amongus.validation.count_reasons`)."""
+        return count_reasons(reason for _, _, reason in self.skipped)
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"stream cache: {self.hits} hits, {self.separated} mixtures separated "
-            f"({self.separated_seconds:.1f} s of audio)"
+            f"({self.separated_seconds:.1f} s of audio), {len(self.skipped)} skipped"
         )
+        return text + (f" {self.skipped_reasons}" if self.skipped else "")
 
 
 def freeze_separator(separator) -> list:
@@ -87,22 +102,26 @@ def assign_by_signal(streams: np.ndarray, references: np.ndarray):
     return list(perm), [float(-cost[index, ref]) for index, ref in enumerate(perm)]
 
 
-def separate_batch(separator, mixtures: Sequence, *, stream_rate: int, chunk_seconds=None):
+def separate_batch(
+    separator, mixtures: Sequence, *, stream_rate: int, chunk_seconds=None, audios=None
+):
     """Separate mixtures that share a sample rate; yields ``(mixture, streams [S, T], refs)``.
 
     Resampling to and from the separator's rate goes through
     ``amongus.separation.run.separate_at_rate`` (the pipeline's path). ``streams`` are at
-    ``stream_rate``; ``refs`` ``[S, T]`` at ``stream_rate`` (or ``None``).
+    ``stream_rate``; ``refs`` ``[S, T]`` at ``stream_rate`` (or ``None``). ``audios`` are the
+    mixtures' samples ``[T]`` when already loaded; otherwise they are read and validated
+    (:func:`amongus.validation.load_mixture_audio`, which raises ``InvalidAudioError``).
     """
     import torch
 
     from ..separation.run import separate_at_rate
 
     rate = mixtures[0].sample_rate
-    audios, references = [], []
-    for mixture in mixtures:
-        audio, _ = load_audio(mixture.path, sample_rate=rate, allow_silent=True)
-        audios.append(audio)
+    if audios is None:
+        audios = [load_mixture_audio(mixture)[0] for mixture in mixtures]
+    audios, references = list(audios), []
+    for mixture, audio in zip(mixtures, audios, strict=True):
         refs = _references(mixture)
         references.append(None if refs is None else _fit(refs, len(audio)))
     lengths = [len(audio) for audio in audios]
@@ -155,7 +174,8 @@ def fill_cache(
         shard: ``(index, count)``: this process fills mixtures ``index::count``.
 
     Returns:
-        ``(entries by mixture id for this shard, FillReport)``.
+        ``(entries of this shard by entry file name, FillReport)``. Mixtures refused by the
+        validation policy have no entry; they are in ``FillReport.skipped``.
     """
     from tqdm.auto import tqdm
 
@@ -165,13 +185,22 @@ def fill_cache(
     report = FillReport()
     entries: dict[str, CacheEntry] = {}
     missing = []
+    fingerprints: dict[int, dict] = {}
     for mixture in mine:
-        entry = cache.lookup(mixture)
-        if entry is None:
-            missing.append(mixture)
-        else:
-            entries[mixture.mixture_id] = entry
+        try:
+            fingerprint = cache.fingerprint(mixture)
+        except ValueError:  # missing or unreadable: the policy names the reason
+            fingerprint = None
+        entry = None if fingerprint is None else cache.lookup(mixture, fingerprint)
+        reason = None if fingerprint is None else cache.skip_reason(mixture, fingerprint)
+        if entry is not None:
+            entries[entry.file] = entry
             report.hits += 1
+        elif reason is not None:
+            report.skipped.append((mixture.mixture_id, str(mixture.path), reason))
+        else:
+            fingerprints[id(mixture)] = fingerprint
+            missing.append(mixture)
     if not missing:
         return entries, report
     missing.sort(key=lambda m: (m.sample_rate, m.num_samples or 0, m.mixture_id))
@@ -187,9 +216,23 @@ def fill_cache(
             groups.append([mixture])
     bar = tqdm(total=len(missing), desc="separating (once)", unit="mix", disable=not progress)
     for group in groups:
-        fingerprints = {m.mixture_id: cache.fingerprint(m.path) for m in group}
+        valid, audios = [], []
+        for mixture in group:
+            try:
+                audios.append(load_mixture_audio(mixture)[0])
+            except AudioError as error:
+                _skip(cache, report, mixture, error, fingerprints[id(mixture)])
+                bar.update(1)
+                continue
+            valid.append(mixture)
+        if not valid:
+            continue
         results = separate_batch(
-            separator, group, stream_rate=cache.stream_rate, chunk_seconds=chunk_seconds
+            separator,
+            valid,
+            stream_rate=cache.stream_rate,
+            chunk_seconds=chunk_seconds,
+            audios=audios,
         )
         for mixture, streams, refs in results:
             permutation = si = None
@@ -202,15 +245,60 @@ def fill_cache(
                     streams.shape[0],
                     refs.shape[0],
                 )
-            entries[mixture.mixture_id] = cache.put(
+            entry = cache.put(
                 mixture,
                 streams,
                 permutation=permutation,
                 si_sdr=si,
-                fingerprint=fingerprints[mixture.mixture_id],
+                fingerprint=fingerprints[id(mixture)],
             )
+            entries[entry.file] = entry
             report.separated += 1
             report.separated_seconds += streams.shape[-1] / cache.stream_rate
             bar.update(1)
     bar.close()
+    if report.skipped:
+        logger.warning(
+            "stream cache: %d mixture(s) skipped by the input-validation policy: %s",
+            len(report.skipped),
+            report.skipped_reasons,
+        )
     return entries, report
+
+
+def _skip(cache: StreamCache, report: FillReport, mixture, error: AudioError, fingerprint):
+    report.skipped.append((mixture.mixture_id, str(mixture.path), error.problem))
+    logger.info("skipped %s: %s", mixture.mixture_id, error)
+    if fingerprint is not None:  # the content is known: remember the refusal for reruns
+        cache.put_skip(mixture, error.problem, fingerprint)
+
+
+def cached_entries(
+    cache: StreamCache, mixtures: Sequence
+) -> tuple[list[CacheEntry], list[tuple[str, str, str]]]:
+    """Each mixture's cache entry after a fill (any process' shard), in order, and the
+    mixtures refused by the validation policy as ``(mixture_id, path, reason)``.
+
+    Raises:
+        KeyError: a mixture neither cached nor refused (the cache was not filled for it).
+    """
+    from ..validation import load_mixture_audio as _check
+
+    entries, skipped = [], []
+    for mixture in mixtures:
+        try:
+            fingerprint = cache.fingerprint(mixture)
+        except ValueError:
+            fingerprint = None
+        reason = None if fingerprint is None else cache.skip_reason(mixture, fingerprint)
+        if fingerprint is None:
+            try:  # missing or unreadable now: let the policy word it
+                _check(mixture)
+                reason = "unreadable: mixture file cannot be read"
+            except AudioError as error:
+                reason = error.problem
+        if reason is not None:
+            skipped.append((mixture.mixture_id, str(mixture.path), reason))
+            continue
+        entries.append(cache.get(mixture))
+    return entries, skipped

@@ -21,6 +21,11 @@ Output folder::
     <output_dir>/best/                 best model by validation EER (Hugging Face format)
     <output_dir>/final/                model after the last epoch
     <output_dir>/history.csv, history.png, logs/ (TensorBoard)
+    <output_dir>/data_report.json      mixtures used, and those skipped by input validation
+
+Bad input: a mixture refused by :mod:`amongus.validation` (silent, too short, unreadable, rate
+or length unlike its record...) is skipped and counted with its reason in ``data_report.json``
+and the log; a run whose training mixtures are all refused stops with a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ class TrainResult:
     best_metric: float | None
     history: list[dict[str, Any]] = field(default_factory=list)
     resumed_from: Path | None = None
+    data_report: dict[str, Any] = field(default_factory=dict)  # as data_report.json
 
 
 def resolve_mixed_precision(option: str) -> str:
@@ -127,6 +133,7 @@ class Trainer:
         self._accelerator = None
         self.cache: StreamCache | None = None
         self.fill_report = None
+        self.data_report: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ components
     @property
@@ -182,11 +189,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ cache
     def prepare_cache(self, mixtures: list | None = None, *, progress: bool = True):
-        """Separate every mixture not cached yet (once); returns entries by mixture id.
+        """Separate every mixture not cached yet (once); returns the cache entries of the
+        usable mixtures, in order (refused ones are in ``self.fill_report.skipped``).
 
         Under ``accelerate launch`` each process separates its share, then all read the lot.
         """
-        from .prepare import fill_cache
+        from .prepare import cached_entries, fill_cache
 
         accelerator = self.accelerator
         if mixtures is None:
@@ -199,6 +207,7 @@ class Trainer:
             separator_rate=separator.sample_rate,
             stream_rate=self.classifier.sample_rate,
             dtype=self.config.cache_dtype,
+            chunk_seconds=self.config.chunk_seconds,
         )
         _, report = fill_cache(
             self.cache,
@@ -214,7 +223,9 @@ class Trainer:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             self.cache.write_manifest()
-        return {m.mixture_id: self.cache.get(m.mixture_id) for m in mixtures}
+        entries, skipped = cached_entries(self.cache, mixtures)
+        report.skipped = skipped  # every shard's refusals, not only this process'
+        return entries
 
     # ------------------------------------------------------------------ training
     def train(self) -> TrainResult:
@@ -247,7 +258,7 @@ class Trainer:
             )
 
         train_mixtures, val_mixtures = self._mixtures()
-        entries = self.prepare_cache(train_mixtures + val_mixtures)
+        train_entries, val_entries = self._prepare_data(train_mixtures, val_mixtures)
         classifier = self.classifier
         model = classifier.model
         label_to_index = label_to_index_map(classifier.spoof_index, model.config.num_labels)
@@ -263,7 +274,7 @@ class Trainer:
         signal = config.assignment == "signal"
         train_set = CachedStreamDataset(
             self.cache,
-            [entries[m.mixture_id] for m in train_mixtures],
+            train_entries,
             label_to_index=label_to_index,
             max_samples=max_samples,
             random_crop=True,
@@ -272,7 +283,7 @@ class Trainer:
         )
         val_set = CachedStreamDataset(
             self.cache,
-            [entries[m.mixture_id] for m in val_mixtures],
+            val_entries,
             label_to_index=label_to_index,
             max_samples=max_samples,
             random_crop=False,
@@ -514,7 +525,74 @@ class Trainer:
             best_metric=state["best_metric"],
             history=history,
             resumed_from=resumed_from,
+            data_report=self.data_report,
         )
+
+    # ------------------------------------------------------------------ data
+    def _prepare_data(self, train_mixtures: list, val_mixtures: list) -> tuple[list, list]:
+        """Fill the cache; the entries of the usable train and validation mixtures.
+
+        Writes ``data_report.json`` (counts, skipped mixtures with reasons, ids shared by the
+        two sets) and logs the skips. Raises ``ValueError`` when no training mixture is usable.
+        """
+        from ..validation import count_reasons, policy
+        from .prepare import cached_entries
+
+        shared = _shared_ids(train_mixtures, val_mixtures)
+        self.prepare_cache(train_mixtures + val_mixtures)
+        train_entries, train_skipped = cached_entries(self.cache, train_mixtures)
+        val_entries, val_skipped = cached_entries(self.cache, val_mixtures)
+        skipped = [("train", *item) for item in train_skipped]
+        skipped += [("val", *item) for item in val_skipped]
+        same_audio = sorted(mixture_id for mixture_id, same in shared.items() if same)
+        report = {
+            "validation_policy": policy(),
+            "counts": {
+                "train": {"mixtures": len(train_mixtures), "used": len(train_entries)},
+                "val": {"mixtures": len(val_mixtures), "used": len(val_entries)},
+            },
+            "skipped_reasons": {
+                "train": count_reasons(reason for *_, reason in train_skipped),
+                "val": count_reasons(reason for *_, reason in val_skipped),
+            },
+            "skipped": [
+                {"split": split, "id": mixture_id, "path": path, "reason": reason}
+                for split, mixture_id, path, reason in skipped
+            ],
+            "ids_in_train_and_val": sorted(shared),
+            "same_audio_in_train_and_val": same_audio,
+        }
+        self.data_report = report
+        if self.accelerator.is_main_process:
+            atomic_write_text(
+                self.output_dir / "data_report.json",
+                json.dumps(report, indent=2, sort_keys=True) + "\n",
+            )
+        if skipped:
+            logger.warning(
+                "input validation skipped %d training and %d validation mixture(s): %s %s (see %s)",
+                len(train_skipped),
+                len(val_skipped),
+                report["skipped_reasons"]["train"],
+                report["skipped_reasons"]["val"],
+                self.output_dir / "data_report.json",
+            )
+        if shared:
+            logger.warning(
+                "%d mixture id(s) are in both the training and the validation manifest (e.g. "
+                "%s); %d of them with the same audio, so validation is not held out. Each "
+                "mixture is used with its own audio (the stream cache is keyed by content).",
+                len(shared),
+                sorted(shared)[:3],
+                len(same_audio),
+            )
+        if not train_entries:
+            raise ValueError(
+                f"{self.config.train_mixtures}: no usable training mixture: all "
+                f"{len(train_mixtures)} were refused by input validation "
+                f"{report['skipped_reasons']['train']}"
+            )
+        return train_entries, val_entries
 
     # ------------------------------------------------------------------ pieces of the loop
     def _batch_loss(self, model, batch, class_weights, use_mask: bool, device):
@@ -593,6 +671,22 @@ def read_mixture_manifest(path: str | os.PathLike) -> list:
             if not Path(source.path).is_absolute() and (folder / source.path).exists():
                 source.path = str(folder / source.path)
     return mixtures
+
+
+def _shared_ids(train: list, val: list) -> dict[str, bool]:
+    """Mixture ids found in both lists -> whether their files have the same bytes."""
+    from .stream_cache import content_digest
+
+    val_paths = {mixture.mixture_id: mixture.path for mixture in val}
+    shared = {}
+    for mixture in train:
+        if mixture.mixture_id in val_paths:
+            try:
+                same = content_digest(mixture.path) == content_digest(val_paths[mixture.mixture_id])
+            except ValueError:
+                same = False
+            shared[mixture.mixture_id] = same
+    return shared
 
 
 def model_num_labels(model) -> int:
