@@ -7,9 +7,9 @@ written with soundfile (``torchaudio.load`` needs TorchCodec since 2.9).
 from __future__ import annotations
 
 import functools
+import io
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -90,32 +90,46 @@ def audio_info(path: str | os.PathLike) -> sf._SoundFileInfo:
     return sf.info(str(path))
 
 
+def encode_audio(
+    audio: np.ndarray, sample_rate: int, audio_format: str = "WAV", *, subtype: str | None = None
+) -> bytes:
+    """The bytes of an audio file (``"WAV"``, ``"FLAC"``...) holding mono ``audio`` ([T]).
+
+    Raises ``ValueError`` for another shape or for NaN or infinite samples.
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1:
+        raise ValueError(f"expected mono audio of shape [T], got {audio.shape}")
+    if not np.all(np.isfinite(audio)):
+        raise ValueError("refusing to write NaN or infinite samples")
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, sample_rate, format=audio_format.upper(), subtype=subtype)
+    return buffer.getvalue()
+
+
 def save_audio(
     path: str | os.PathLike, audio: np.ndarray, sample_rate: int, *, subtype: str | None = None
 ) -> Path:
-    """Write mono audio atomically: a temporary file in the same folder, then a rename.
+    """Write mono audio ([T]) atomically (:func:`amongus.fsutil.atomic_write`).
 
-    A killed process therefore never leaves a truncated file under ``path``. Refuses to write
-    non-finite samples.
+    The file is encoded in memory (libsndfile does not report every failed write), then
+    written to a temporary file in the same folder, synced and renamed: a killed process or a
+    full disk never leaves a truncated file under ``path``. The format follows the suffix.
+
+    Raises:
+        ValueError: not mono, or NaN or infinite samples (nothing is written).
+        amongus.fsutil.OutputError: the file system refused the write (one line naming
+            ``path`` and the cause).
     """
+    from .fsutil import atomic_write_bytes
+
     path = Path(path)
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim != 1:
-        raise ValueError(f"{path}: expected mono audio of shape [T], got {audio.shape}")
-    if not np.all(np.isfinite(audio)):
-        raise ValueError(f"{path}: refusing to write NaN or infinite samples")
-    path.parent.mkdir(parents=True, exist_ok=True)
     audio_format = path.suffix.lstrip(".").upper() or "WAV"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            sf.write(handle, audio, sample_rate, format=audio_format, subtype=subtype)
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
-    return path
+        data = encode_audio(audio, sample_rate, audio_format, subtype=subtype)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return atomic_write_bytes(path, data)
 
 
 def to_mono(audio: np.ndarray) -> np.ndarray:
@@ -155,8 +169,10 @@ def resample(audio, orig_sr: int, new_sr: int):
 def get_resampler(orig_sr: int, new_sr: int, device: str = "cpu", dtype=None) -> torch.nn.Module:
     """The cached torchaudio resampler for a rate pair (one instance per pair, device, dtype)."""
     import torch
-    import torchaudio
 
+    from ._compat import import_torchaudio
+
+    torchaudio = import_torchaudio()
     resampler = torchaudio.transforms.Resample(orig_sr, new_sr)
     return resampler.to(device=torch.device(device), dtype=dtype or torch.float32)
 

@@ -39,10 +39,10 @@ def _bad_file(folder, kind: str) -> str:
 BAD_KINDS = {
     "unreadable": "unreadable",
     "empty": "empty",
-    "all_zero": "all samples are zero",
+    "all_zero": "silent",
     "nan": "NaN or infinite",
     "inf": "NaN or infinite",
-    "too_short": "too short",
+    "too_short": "too_short",
     "missing": "not found",
 }
 

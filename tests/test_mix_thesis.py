@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,13 @@ from test_mix_helpers import write_utterances
 from amongus.labels import composition_label
 from amongus.manifest import Utterance, read_mixtures
 from amongus.mix import Mixer, MixerConfig
-from amongus.mix.plan import SourceSampler, draw_levels, draw_placement, mixture_rng
+from amongus.mix.plan import (
+    SourceSampler,
+    draw_levels,
+    draw_placement,
+    mixture_rng,
+    safe_name,
+)
 from amongus.mix.thesis import read_thesis_metadata
 
 
@@ -148,3 +155,116 @@ def test_pair_names_are_safe_file_names(tmp_path):
     assert len(files) == 5 and all("/" not in f and " " not in f for f in files)
     rows = read_thesis_metadata(tmp_path / "out" / "metadata.txt")
     assert all(u.startswith("spoof/sys_A/") for row in rows for u in row["utterances"])
+
+
+def _near_silent(folder, names, seconds=1.2, rate=16000, amplitude=1e-12):
+    """Float WAVs of noise at ~1e-12 (-240 dBFS): the issue's near-silent sources."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(5)
+    paths = []
+    for name in names:
+        path = folder / f"{name}.wav"
+        audio = amplitude * rng.standard_normal(int(seconds * rate))
+        sf.write(path, audio.astype(np.float32), rate, subtype="FLOAT")
+        paths.append(str(path))
+    return paths
+
+
+def test_thesis_skips_near_silent_sources_and_counts_them(tmp_path):
+    # issue 12 case 4: before the fix such sources were mixed (an all-zero file labelled SB
+    # when both were near-silent) and the summary reported no absent source
+    utterances = write_utterances(tmp_path / "u", 6, seconds=(1.0, 1.5))
+    quiet = _near_silent(tmp_path / "quiet", ["quiet_spoof", "quiet_bona"])
+    utterances += [
+        Utterance("quiet_spoof", quiet[0], "spoof", speaker="q1"),
+        Utterance("quiet_bona", quiet[1], "bonafide", speaker="q2"),
+    ]
+    summary = Mixer(MixerConfig.from_preset("thesis")).run(
+        utterances, tmp_path / "out", n_mixtures=30, seed=0, workers=1, progress=False
+    )
+    mixtures = read_mixtures(tmp_path / "out" / "mixtures.jsonl")
+    assert len(mixtures) == 30
+    for mixture in mixtures:
+        assert not {"quiet_spoof", "quiet_bona"} & {s.utt_id for s in mixture.sources}
+        audio, _ = sf.read(tmp_path / "out" / mixture.path)
+        assert np.abs(audio).max() > 0.5  # thesis peak normalisation to 1.0, never all zero
+    reasons = dict(summary.bad_inputs)
+    assert set(reasons) == set(quiet)
+    assert all(reason.startswith("silent") for reason in reasons.values())
+    assert summary.bad_input_reasons == {"silent": 2}
+    assert summary.n_usable == 6
+    assert "silent" in str(summary)
+
+
+def test_thesis_with_only_near_silent_sources_is_a_clear_error(tmp_path):
+    paths = _near_silent(tmp_path, [f"q{i}" for i in range(4)])
+    utterances = [
+        Utterance(f"q{i}", path, "spoof" if i % 2 else "bonafide") for i, path in enumerate(paths)
+    ]
+    with pytest.raises(ValueError, match="no composition can be drawn"):
+        Mixer(MixerConfig.from_preset("thesis")).run(
+            utterances, tmp_path / "out", n_mixtures=3, seed=0, workers=1, progress=False
+        )
+    assert not list((tmp_path / "out" / "audio").iterdir())
+
+
+def _long_named_corpus(root, length):
+    """The F2 repro's corpus: real/ and fake/ folders of utterances with ``length``-character
+    names (ids become ``real-<name>`` and ``fake-<name>``)."""
+    rng = np.random.default_rng(0)
+    for folder, letter in (("real", "a"), ("fake", "b")):
+        (root / folder).mkdir(parents=True)
+        for suffix in ("", "2"):
+            stem = letter * (length - len(suffix)) + suffix
+            sf.write(root / folder / f"{stem}.wav", 0.1 * rng.standard_normal(32000), 16000)
+    return root
+
+
+def test_thesis_pair_names_of_long_ids_are_written(tmp_path, capsys):
+    # issue 12 case 13 (repro F2): a legal 250-byte final name failed with a raw
+    # "OSError: File name too long" from the temporary file's longer name
+    from amongus.mix.__main__ import main
+
+    root = _long_named_corpus(tmp_path / "corpus", 117)
+    out = tmp_path / "mix"
+    code = main(["--input", str(root), "--out", str(out), "--n-mixtures", "2", "--seed", "0",
+                 "--workers", "1", "--preset", "thesis", "--composition-probs", "SB=1",
+                 "--no-progress"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    names = [p.name for p in (out / "audio").iterdir()]
+    assert len(names) == 2 and all(len(name.encode()) == 250 for name in names)
+    mixtures = read_mixtures(out / "mixtures.jsonl")
+    assert all(m.mixture_id == "_".join(safe_name(s.utt_id) for s in m.sources) for m in mixtures)
+
+
+def test_ids_too_long_for_a_file_name_are_shortened_with_a_hash(tmp_path):
+    root = _long_named_corpus(tmp_path / "corpus", 140)  # pair names of 290 bytes
+    from amongus.corpora import load_utterances
+
+    utterances = load_utterances(root, check_files=False).utterances
+    summary = Mixer(MixerConfig.from_preset("thesis", composition_probs={"SB": 1.0})).run(
+        utterances, tmp_path / "out", n_mixtures=6, seed=0, workers=1, progress=False
+    )
+    mixtures = read_mixtures(tmp_path / "out" / "mixtures.jsonl")
+    assert summary.n_shortened_ids == 6 and "shortened" in str(summary)
+    ids = [m.mixture_id for m in mixtures]
+    assert len(set(ids)) == 6  # repeats of a pair stay distinct after shortening
+    for mixture in mixtures:
+        name = Path(mixture.path).name
+        assert len(name.encode()) <= 255 and (tmp_path / "out" / mixture.path).is_file()
+        full = "_".join(safe_name(s.utt_id) for s in mixture.sources)
+        assert full.startswith(mixture.mixture_id[:-11]) and len(mixture.mixture_id) > 200
+    rows = read_thesis_metadata(tmp_path / "out" / "metadata.txt")
+    assert [row["mixture"] for row in rows] == ids
+    assert all(len(u) > 140 for row in rows for u in row["utterances"])  # full ids kept
+
+
+def test_fit_id_is_deterministic_distinct_and_bounded():
+    from amongus.mix.plan import fit_id
+
+    short = "a" * 250
+    assert fit_id(short, 250) == short
+    long_ids = ["x" * 300, "x" * 299 + "y", "x" * 300 + "-2"]
+    fitted = [fit_id(item, 250) for item in long_ids]
+    assert all(len(item.encode()) <= 250 for item in fitted)
+    assert len(set(fitted)) == 3 and fitted == [fit_id(item, 250) for item in long_ids]

@@ -132,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="'thesis' reproduces the reference study; 'default' fixes its flaws",
     )
     parser.add_argument("--config", type=Path, default=None, help="JSON file of mixer options")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the mixtures of an earlier run with other settings or inputs in --out "
+        "(without it, such a folder is refused; the same settings resume)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--verbose", action="store_true", help="log at INFO level")
     _add_config_options(parser)
@@ -173,21 +179,29 @@ def main(argv: list[str] | None = None) -> int:
         config = MixerConfig.from_preset(args.preset, **overrides)
     except ValueError as error:
         parser.error(str(error))
+    from ..fsutil import one_line
     from .mixer import Mixer
 
     utterances, listing = load_input(args.input, args.split)
     if listing is not None and getattr(listing, "problems", None):
         print(listing.summary())
     split = args.split or "-"
-    summary = Mixer(config).run(
-        utterances,
-        args.out,
-        n_mixtures=args.n_mixtures,
-        seed=args.seed,
-        workers=args.workers,
-        split=split,
-        progress=not args.no_progress,
-    )
+    try:
+        summary = Mixer(config).run(
+            utterances,
+            args.out,
+            n_mixtures=args.n_mixtures,
+            seed=args.seed,
+            workers=args.workers,
+            split=split,
+            progress=not args.no_progress,
+            overwrite=args.overwrite,
+        )
+    except (OSError, ValueError) as error:
+        # full disk, read-only folder, a folder in use or made with other settings, bad input
+        # with --on-bad-input error: one line naming the file, no traceback
+        print(f"amongus.mix: {one_line(error)}", file=sys.stderr)
+        return 1
     print(summary)
     return 0
 

@@ -6,14 +6,22 @@ Output of ``Mixer(config).run(utterances, out_dir, n_mixtures=..., seed=...)``::
     out_dir/mixtures.jsonl            Mixture records (amongus.manifest), in index order
     out_dir/summary.json              MixSummary: counts, bad inputs, overlap statistics, speed
     out_dir/.mix_journal.jsonl        one line per finished mixture (what a rerun skips)
+    out_dir/.mix_run.json             the settings and inputs the folder was made with
+    out_dir/.amongus.lock             held (flock) by the run writing into the folder
     out_dir/metadata.txt              the study's metadata lines (thesis preset only)
 
-Mixture paths in the manifest are relative to ``out_dir``.
+Mixture paths in the manifest are relative to ``out_dir``. Each record's ``extra`` holds the
+SHA-1 and size of its audio file (``file_sha1``, ``file_bytes``): a rerun trusts a finished
+mixture only when its file still matches them, and remakes it otherwise.
+
+Only one run may write into a folder at a time (:class:`amongus.locking.FolderLock`); a rerun
+with other settings or inputs is refused (:class:`MixFolderConflict`) unless ``overwrite=True``.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import json
 import logging
 import math
@@ -29,11 +37,16 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import AudioError, save_audio
+from ..audio import AudioError, audio_info, encode_audio
+from ..fsutil import atomic_write_bytes, atomic_write_text, check_writable, name_max, write_errors
+from ..locking import FolderLock
 from ..manifest import Mixture, MixtureSource, Utterance
+from ..processes import die_with_parent
+from ..validation import SILENCE_THRESHOLD_DBFS, count_reasons, loudest_frame_dbfs
 from .augment import draw_augmentations
 from .config import MixerConfig
 from .plan import (
+    MAX_NAME_BYTES,
     STREAM_AUGMENT,
     STREAM_PLACEMENT,
     SourceSampler,
@@ -61,6 +74,12 @@ logger = logging.getLogger(__name__)
 JOURNAL_NAME = ".mix_journal.jsonl"
 MANIFEST_NAME = "mixtures.jsonl"
 SUMMARY_NAME = "summary.json"
+RUN_NAME = ".mix_run.json"
+
+
+class MixFolderConflict(ValueError):
+    """The output folder holds mixtures made with other settings or inputs; the message says
+    which and how to proceed (another folder, or ``overwrite=True`` / ``--overwrite``)."""
 
 
 @dataclass
@@ -71,6 +90,7 @@ class MixSummary:
     n_requested: int
     n_written: int = 0  # rendered by this run
     n_resumed: int = 0  # found finished by an earlier (interrupted) run
+    n_remade: int = 0  # found finished, but the file no longer matched its record: made again
     n_utterances: int = 0
     n_usable: int = 0
     bad_inputs: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), skipped
@@ -78,6 +98,8 @@ class MixSummary:
     n_resampled: int = 0  # utterances at another rate than the mixtures
     compositions: dict[str, int] = field(default_factory=dict)
     presence_redraws: int = 0  # source draws rejected by the presence guarantee
+    silent_placements: int = 0  # placements redrawn because every source window was silent
+    n_shortened_ids: int = 0  # ids over the file name limit, shortened with a hash suffix
     overlap_seconds_mean: float = 0.0
     overlap_seconds_min: float = 0.0
     n_without_overlap: int = 0  # mixtures where the sources are never active together
@@ -91,7 +113,7 @@ class MixSummary:
 
     @property
     def bad_input_reasons(self) -> dict[str, int]:
-        return dict(Counter(reason.split(":")[0].split(" (")[0] for _, reason in self.bad_inputs))
+        return count_reasons(reason for _, reason in self.bad_inputs)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -103,7 +125,9 @@ class MixSummary:
     def __str__(self) -> str:
         lines = [
             f"mixtures: {self.n_written + self.n_resumed}/{self.n_requested} in {self.out_dir} "
-            f"({self.n_written} made, {self.n_resumed} resumed; {self.elapsed_seconds:.1f} s, "
+            f"({self.n_written} made, {self.n_resumed} resumed"
+            f"{f', {self.n_remade} remade (file changed on disk)' if self.n_remade else ''}; "
+            f"{self.elapsed_seconds:.1f} s, "
             f"{self.mixtures_per_second:.1f}/s on {self.workers} worker(s))",
             f"compositions: {dict(sorted(self.compositions.items()))}",
             f"utterances: {self.n_usable} usable of {self.n_utterances}; "
@@ -112,8 +136,13 @@ class MixSummary:
             f"overlap (all sources active): mean {self.overlap_seconds_mean:.2f} s, "
             f"min {self.overlap_seconds_min:.2f} s; {self.n_without_overlap} mixture(s) without "
             f"overlap, {self.n_absent_source} with an absent source; "
-            f"{self.presence_redraws} source redraw(s) for presence",
+            f"{self.presence_redraws} source redraw(s) for presence, "
+            f"{self.silent_placements} placement(s) redrawn as all sources were silent there",
         ]
+        if self.n_shortened_ids:
+            lines.append(
+                f"ids: {self.n_shortened_ids} shortened to fit the file name limit (hash suffix)"
+            )
         for path, reason in self.bad_inputs[:10]:
             lines.append(f"  skipped {path}: {reason}")
         if len(self.bad_inputs) > 10:
@@ -137,8 +166,10 @@ class _WorkerState:
 _STATE: _WorkerState | None = None
 
 
-def _init_worker(config_dict, utterances, seed, split, out_dir) -> None:
+def _init_worker(config_dict, utterances, seed, split, out_dir, parent_pid=None) -> None:
     global _STATE
+    if parent_pid is not None:  # a pool worker: exit if the run is killed (kill -9 included)
+        die_with_parent(parent_pid)
     config = MixerConfig.from_dict(config_dict)
     _STATE = _WorkerState(
         config, utterances, seed, split, Path(out_dir), SourceCache(config.cache_mb * 2**20)
@@ -209,6 +240,8 @@ def make_mixture(
 
     rng = mixture_rng(state.seed, index, attempt, STREAM_PLACEMENT)
     frame = FRAME_SECONDS
+    silent_placements = 0
+    overlap_seconds = 0.0
     for _ in range(config.placement_attempts):
         placement = draw_placement(rng, [a.shape[0] for a in audios], rate, config)
         levels = draw_levels(rng, n, config)
@@ -216,6 +249,10 @@ def make_mixture(
             a[s : s + length]
             for a, s, length in zip(audios, placement.starts, placement.lengths, strict=True)
         ]
+        if all(loudest_frame_dbfs(w, rate) < SILENCE_THRESHOLD_DBFS for w in windows):
+            # nothing audible would be written (an all-zero file, or amplified noise floor)
+            silent_placements += 1
+            continue
         gains, gains_db, loudness = _source_gains(windows, levels, rate, config)
         placed = place(
             audios,
@@ -230,7 +267,8 @@ def make_mixture(
         if config.min_overlap is None or overlap_seconds >= config.min_overlap:
             break
     else:
-        return {"status": "presence", "index": index, "overlap_seconds": overlap_seconds}
+        return {"status": "presence", "index": index, "overlap_seconds": overlap_seconds,
+                "silent_placements": silent_placements}  # fmt: skip
 
     augmentations = draw_augmentations(
         mixture_rng(state.seed, index, attempt, STREAM_AUGMENT), n, config
@@ -289,8 +327,14 @@ def make_mixture(
         raise ValueError(
             f"mixture {mixture_id}: non-finite samples from {[u.path for u in utterances]}"
         )
-    save_audio(state.out_dir / mixture.path, audio, rate)
-    return {"status": "ok", "index": index, "key": key, "record": mixture_dict(mixture)}
+    data = encode_audio(audio, rate, config.audio_format)
+    mixture.extra["file_sha1"] = hashlib.sha1(data).hexdigest()
+    mixture.extra["file_bytes"] = len(data)
+    # No fsync per mixture (it halves the throughput of short mixtures): a rerun checks every
+    # file against this checksum, so one emptied by a power cut is made again.
+    atomic_write_bytes(state.out_dir / mixture.path, data, durable=False)
+    return {"status": "ok", "index": index, "key": key, "record": mixture_dict(mixture),
+            "silent_placements": silent_placements}  # fmt: skip
 
 
 def mixture_dict(mixture: Mixture) -> dict[str, Any]:
@@ -312,7 +356,7 @@ def _read_journal(path: Path) -> dict[str, dict[str, Any]]:
     entries: dict[str, dict[str, Any]] = {}
     if not path.exists():
         return entries
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:
         for line in handle:
             try:
                 entry = json.loads(line)
@@ -323,11 +367,10 @@ def _read_journal(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def _write_journal(path: Path, entries: Iterable[tuple[str, dict[str, Any]]]) -> None:
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        for key, record in entries:
-            handle.write(json.dumps({"key": key, "record": record}, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    text = "".join(
+        json.dumps({"key": key, "record": record}, sort_keys=True) + "\n" for key, record in entries
+    )
+    atomic_write_text(path, text)
 
 
 def _write_manifest(path: Path, records: list[Mixture], dicts: list[dict[str, Any]]) -> None:
@@ -336,19 +379,148 @@ def _write_manifest(path: Path, records: list[Mixture], dicts: list[dict[str, An
     for record in records:
         record.validate()
     text = "".join(json.dumps(d, sort_keys=True, ensure_ascii=False) + "\n" for d in dicts)
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def _remove_partial_files(out_dir: Path) -> int:
-    """Delete temporary files left by a killed run (``save_audio`` writes ``.name.*.part``)."""
+    """Delete temporary files left by a killed run (atomic writes use ``.*.part`` names).
+
+    Only called with the folder's lock held: no other run can be writing them."""
     removed = 0
     for folder in (out_dir, out_dir / "audio"):
         if folder.is_dir():
             for leftover in folder.glob(".*.part"):
                 leftover.unlink(missing_ok=True)
                 removed += 1
+    return removed
+
+
+def file_problem(out_dir: Path, record: dict[str, Any]) -> str | None:
+    """Why a finished mixture's file cannot be trusted any more (``None`` when it can): missing,
+    another size or SHA-1 than recorded, or (records without a checksum) another length or
+    rate than the record's."""
+    path = out_dir / record["path"]
+    extra = record.get("extra") or {}
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return "file missing"
+    if "file_sha1" in extra:
+        if size != extra.get("file_bytes", size):
+            return f"{size} bytes, recorded {extra['file_bytes']}"
+        if _sha1(path) != extra["file_sha1"]:
+            return "content differs from the recorded SHA-1"
+        return None
+    try:
+        info = audio_info(path)
+    except Exception as error:  # soundfile raises several types for damaged files
+        return f"unreadable ({error})"
+    if record.get("num_samples") is not None and info.frames != record["num_samples"]:
+        return f"{info.frames} samples, recorded {record['num_samples']}"
+    if info.samplerate != record.get("sample_rate", info.samplerate):
+        return f"{info.samplerate} Hz, recorded {record['sample_rate']}"
+    return None
+
+
+def _sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _inputs_key(utterances: Sequence[Utterance]) -> str:
+    """A hash of the utterance list (ids, paths, labels, speakers) the mixtures are drawn from."""
+    digest = hashlib.sha1()
+    for u in utterances:
+        digest.update(json.dumps([u.utt_id, u.path, u.label, u.speaker]).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def _claim_folder(
+    out_dir: Path, settings: str, inputs: str, n_utterances: int, overwrite: bool
+) -> None:
+    """Check that ``out_dir`` holds nothing, or mixtures of these settings and inputs (then they
+    are resumed); with ``overwrite`` remove another run's mixtures. Records the run."""
+    run_path = out_dir / RUN_NAME
+    previous = None
+    if run_path.exists():
+        try:
+            previous = json.loads(run_path.read_text(encoding="utf-8-sig"))
+        except (OSError, ValueError):
+            previous = None
+    if previous is not None and (previous.get("settings"), previous.get("inputs")) != (
+        settings,
+        inputs,
+    ):
+        if not overwrite:
+            raise MixFolderConflict(
+                f"{out_dir} holds mixtures made with {_difference(previous, settings, inputs, n_utterances)}; "
+                "choose another output folder, or overwrite them (--overwrite, "
+                "Mixer.run(overwrite=True))"
+            )
+        try:
+            metadata = json.loads(previous["settings"])["config"].get("thesis_metadata")
+        except (KeyError, TypeError, ValueError):
+            metadata = None
+        removed = _remove_run(out_dir, [metadata] if metadata else [])
+        logger.warning("--overwrite: removed %d file(s) of the earlier run in %s", removed, out_dir)
+    record = {"settings": settings, "inputs": inputs, "n_utterances": n_utterances}
+    atomic_write_text(run_path, json.dumps(record, sort_keys=True) + "\n")
+
+
+def _difference(previous: dict[str, Any], settings: str, inputs: str, n_utterances: int) -> str:
+    """What differs between the recorded run and this one, in words."""
+    if previous.get("settings") != settings:
+        try:
+            old, new = json.loads(previous["settings"]), json.loads(settings)
+        except (KeyError, TypeError, ValueError):
+            return "other settings"
+        parts = [
+            f"{name} {old.get(name)!r} (now {new.get(name)!r})"
+            for name in ("seed", "split")
+            if old.get(name) != new.get(name)
+        ]
+        options = sorted(
+            key
+            for key in set(old.get("config", {})) | set(new.get("config", {}))
+            if old.get("config", {}).get(key) != new.get("config", {}).get(key)
+        )
+        if options:
+            parts.append(f"other options ({', '.join(options[:6])})")
+        return "other settings: " + "; ".join(parts or ["other settings"])
+    return (
+        f"other inputs ({previous.get('n_utterances', '?')} utterances, now {n_utterances}, "
+        "or the same number with other ids, paths or labels)"
+    )
+
+
+def _remove_run(out_dir: Path, extra_names: Sequence[str] = ()) -> int:
+    """Remove the files a Mixer run wrote into ``out_dir`` (those its journal and manifest
+    name, its bookkeeping and ``extra_names``); nothing else."""
+    paths: set[str] = set()
+    for name in (JOURNAL_NAME, MANIFEST_NAME):
+        if (out_dir / name).exists():
+            with open(out_dir / name, encoding="utf-8-sig") as handle:
+                for line in handle:
+                    try:
+                        entry = json.loads(line)
+                    except ValueError:
+                        continue
+                    record = entry.get("record", entry) if isinstance(entry, dict) else {}
+                    if isinstance(record, dict) and isinstance(record.get("path"), str):
+                        paths.add(record["path"])
+    removed = 0
+    for relative in sorted(paths):
+        target = (out_dir / relative).resolve()
+        if out_dir.resolve() in target.parents and target.is_file():
+            target.unlink()
+            removed += 1
+    for name in (JOURNAL_NAME, MANIFEST_NAME, SUMMARY_NAME, RUN_NAME, *extra_names):
+        if (out_dir / name).is_file() and (out_dir / name).parent == out_dir:
+            (out_dir / name).unlink()
+            removed += 1
     return removed
 
 
@@ -376,23 +548,45 @@ class Mixer:
         workers: int | None = None,
         split: str = "-",
         progress: bool = True,
+        overwrite: bool = False,
     ) -> MixSummary:
         """Make ``n_mixtures`` mixtures into ``out_dir``; skip those an earlier run finished.
 
         ``workers=None`` uses every core; the audio and the manifest are byte-identical for any
         number of workers. Returns the run's :class:`MixSummary` (also written as summary.json).
+
+        A rerun into the same folder resumes: a finished mixture is kept when its file still
+        matches the size and SHA-1 recorded for it, and made again otherwise. ``overwrite``
+        replaces the mixtures of an earlier run made with other settings or inputs.
+
+        Raises:
+            amongus.locking.FolderBusyError: another run is writing into ``out_dir``.
+            MixFolderConflict: ``out_dir`` holds mixtures of other settings or inputs and
+                ``overwrite`` is not set.
+            amongus.fsutil.OutputError: ``out_dir`` cannot be written (checked before any
+                mixing) or a write failed (full disk...); the message names the file.
+            ValueError: bad settings, or no mixture can be drawn from the usable utterances.
         """
-        started = time.perf_counter()
-        config = self.config
         if n_mixtures < 0:
             raise ValueError(f"n_mixtures must be >= 0, got {n_mixtures}")
-        utterances = list(utterances)
         out_dir = Path(out_dir)
-        (out_dir / "audio").mkdir(parents=True, exist_ok=True)
+        with FolderLock(out_dir):
+            return self._run(
+                list(utterances), out_dir, n_mixtures, seed, workers, split, progress, overwrite
+            )
+
+    def _run(
+        self, utterances, out_dir, n_mixtures, seed, workers, split, progress, overwrite
+    ) -> MixSummary:  # fmt: skip
+        started = time.perf_counter()
+        config = self.config
+        check_writable(out_dir / "audio")  # a full disk or read-only folder fails here, at once
         removed = _remove_partial_files(out_dir)
         if removed:
             logger.info("removed %d partial file(s) left by an interrupted run", removed)
         workers = int(workers or os.cpu_count() or 1)
+        settings = settings_key(config, seed, split)
+        _claim_folder(out_dir, settings, _inputs_key(utterances), len(utterances), overwrite)
 
         scan = scan_utterances(utterances, config)
         summary = MixSummary(
@@ -411,14 +605,33 @@ class Mixer:
         journal = _read_journal(journal_path)
         _write_journal(journal_path, journal.items())  # drops a truncated last line
         attempts = [0] * n_mixtures
-        settings = settings_key(config, seed, split)
+        max_id_bytes = min(MAX_NAME_BYTES, name_max(out_dir / "audio")) - len(
+            f".{config.audio_format}".encode()
+        )
         self._written: set[str] = set()
+        verified: set[str] = set()
+        remade: set[str] = set()
+
+        def finished(key: str) -> bool:
+            """Made by this run, or by an earlier one and its file still matches the record."""
+            if key in self._written or key in verified:
+                return True
+            if key not in journal:
+                return False
+            problem = file_problem(out_dir, journal[key])
+            if problem is None:
+                verified.add(key)
+                return True
+            logger.warning("remaking %s: %s", journal[key]["path"], problem)
+            remade.add(key)
+            return False
+
         executor = None
         try:
             while True:
                 compositions = sampler.composition_probabilities()
                 draws = [sampler.draw(i, attempts[i], compositions) for i in range(n_mixtures)]
-                ids = mixture_ids(draws, utterances, config, split)
+                ids = mixture_ids(draws, utterances, config, split, max_bytes=max_id_bytes)
                 keys = [
                     fingerprint(settings, d, mid, utterances)
                     for d, mid in zip(draws, ids, strict=True)
@@ -426,7 +639,7 @@ class Mixer:
                 todo = [
                     (d.index, d.attempt, mid, d.utterances, key)
                     for d, mid, key in zip(draws, ids, keys, strict=True)
-                    if not (key in journal and (out_dir / journal[key]["path"]).exists())
+                    if not finished(key)
                 ]
                 if not todo:
                     break
@@ -450,6 +663,9 @@ class Mixer:
                 (out_dir / record["path"]).unlink(missing_ok=True)
         _write_journal(journal_path, final.items())
         summary.n_resumed = n_mixtures - len(set(final) & self._written)
+        summary.n_remade = len(remade & set(final) & self._written)
+        unshortened = mixture_ids(draws, utterances, config, split, max_bytes=2**31)
+        summary.n_shortened_ids = sum(a != b for a, b in zip(ids, unshortened, strict=True))
         _write_manifest(out_dir / MANIFEST_NAME, records, [final[key] for key in keys])
         if config.thesis_metadata:
             write_thesis_metadata(out_dir / config.thesis_metadata, records)
@@ -465,7 +681,7 @@ class Mixer:
             min(record.extra.get("active_seconds", [1.0])) <= 0 for record in records
         )
         summary.elapsed_seconds = time.perf_counter() - started
-        (out_dir / SUMMARY_NAME).write_text(json.dumps(summary.to_dict(), indent=2) + "\n")
+        atomic_write_text(out_dir / SUMMARY_NAME, json.dumps(summary.to_dict(), indent=2) + "\n")
         return summary
 
     def _executor(self, workers, utterances, seed, split, out_dir):
@@ -476,7 +692,7 @@ class Mixer:
             max_workers=workers,
             mp_context=context,
             initializer=_init_worker,
-            initargs=(self.config.to_dict(), utterances, seed, split, str(out_dir)),
+            initargs=(self.config.to_dict(), utterances, seed, split, str(out_dir), os.getpid()),
         )
 
     def _render(
@@ -496,15 +712,19 @@ class Mixer:
             results = executor.map(_run_task, todo, chunksize=chunksize)
         bad_seen = {path for path, _ in summary.bad_inputs}
         replan = False
-        with open(journal_path, "a", encoding="utf-8") as journal_file:
+        with write_errors(journal_path):
+            journal_file = open(journal_path, "a", encoding="utf-8")  # noqa: SIM115
+        with journal_file:
             bar = tqdm(results, total=len(todo), desc="mixing", unit="mix", disable=not progress)
             for result in bar:
                 status = result["status"]
+                summary.silent_placements += result.get("silent_placements", 0)
                 if status == "ok":
                     journal[result["key"]] = result["record"]
                     line = {"key": result["key"], "record": result["record"]}
-                    journal_file.write(json.dumps(line, sort_keys=True) + "\n")
-                    journal_file.flush()
+                    with write_errors(journal_path):
+                        journal_file.write(json.dumps(line, sort_keys=True) + "\n")
+                        journal_file.flush()
                     summary.n_written += 1
                     self._written.add(result["key"])
                 elif status == "bad":
@@ -523,7 +743,8 @@ class Mixer:
                     if attempts[index] > config.max_redraws:
                         raise ValueError(
                             f"mixture {index}: no source draw met the presence guarantee "
-                            f"(min_overlap={config.min_overlap} s) in {config.max_redraws} "
-                            "redraws; lower --min-overlap or use longer utterances"
+                            f"(min_overlap={config.min_overlap} s, and not every source "
+                            f"window silent) in {config.max_redraws} redraws; lower "
+                            "--min-overlap or use longer (or less silent) utterances"
                         )
         return replan

@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -21,9 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..audio import audio_info
 from ..labels import BONAFIDE, SPOOF
 from ..manifest import Utterance
+from ..validation import InvalidAudioError, check_header
 from .config import MixerConfig
 
 logger = logging.getLogger(__name__)
@@ -54,35 +53,24 @@ class InputScan:
 
 
 def scan_utterances(utterances: Sequence[Utterance], config: MixerConfig) -> InputScan:
-    """Check each file's header (exists, readable, not empty, long enough; channels and rate).
+    """Check each file's header (exists, readable, not empty, long enough; channels and rate)
+    with :func:`amongus.validation.check_header`, the policy every entry point shares (the
+    minimum length is ``config.min_source_seconds`` or the policy's floor, whichever is longer).
 
-    Cheap: no sample is decoded. Content problems (all-zero, NaN/inf) are found when a drawn
-    utterance is first decoded. Raises ``AudioError``-style ``ValueError`` naming the file when
+    Cheap: no sample is decoded. Content problems (silent, NaN/inf) are found when a drawn
+    utterance is first decoded. Raises ``ValueError`` naming the file when
     ``config.on_bad_input == "error"``.
     """
     usable: list[bool] = []
     scan = InputScan(usable=usable)
     rates = Counter()
     for utterance in utterances:
-        reason = None
-        info = None
-        if not os.path.exists(utterance.path):
-            reason = "file not found"
-        else:
-            try:
-                info = audio_info(utterance.path)
-            except Exception as error:  # soundfile raises several types for corrupt headers
-                reason = f"unreadable audio ({error})"
-        if info is not None:
-            seconds = info.frames / info.samplerate if info.samplerate else 0.0
-            if info.frames <= 0:
-                reason = "empty audio (0 samples)"
-            elif seconds < config.min_source_seconds:
-                reason = f"too short: {seconds:.3f} s < minimum {config.min_source_seconds:.3f} s"
-        if reason is not None:
+        try:
+            info = check_header(utterance.path, min_duration=config.min_source_seconds)
+        except InvalidAudioError as error:
             if config.on_bad_input == "error":
-                raise ValueError(f"{utterance.path}: {reason} (utterance {utterance.utt_id})")
-            scan.problems.append((utterance.path, reason))
+                raise ValueError(f"{error} (utterance {utterance.utt_id})") from None
+            scan.problems.append((utterance.path, error.problem))
             usable.append(False)
             scan.rates.append(None)
             continue
@@ -194,23 +182,43 @@ def safe_name(utt_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", utt_id).strip(".") or "utt"
 
 
+MAX_NAME_BYTES = 255  # NAME_MAX of ext4, XFS, Btrfs, APFS and NTFS
+
+
+def fit_id(mixture_id: str, max_bytes: int) -> str:
+    """``mixture_id`` itself, or, when longer than ``max_bytes`` (UTF-8), its first characters
+    and ``-`` plus the first 10 hex digits of its SHA-1: distinct ids stay distinct, and the
+    same id is always shortened the same way."""
+    if len(mixture_id.encode()) <= max_bytes:
+        return mixture_id
+    digest = hashlib.sha1(mixture_id.encode()).hexdigest()[:10]
+    head = mixture_id.encode()[: max(1, max_bytes - len(digest) - 1)].decode("utf-8", "ignore")
+    return f"{head}-{digest}"
+
+
 def mixture_ids(
     draws: Sequence[SourceDraw],
     utterances: Sequence[Utterance],
     config: MixerConfig,
     split: str,
+    *,
+    max_bytes: int = MAX_NAME_BYTES - len(".flac"),
 ) -> list[str]:
     """Deterministic mixture ids: ``{split}-{index:06d}`` or ``UTT1_UTT2`` (``-2``, ``-3``...
-    appended to repeats of a pair, in index order)."""
+    appended to repeats of a pair, in index order).
+
+    An id longer than ``max_bytes`` (the file name limit less the extension) is shortened by
+    :func:`fit_id` (a hash suffix), so long utterance ids never give an illegal file name.
+    """
     if config.naming == "index":
-        prefix = split if split and split != "-" else "mix"
-        return [f"{prefix}-{draw.index:06d}" for draw in draws]
+        prefix = safe_name(split) if split and split != "-" else "mix"
+        return [fit_id(f"{prefix}-{draw.index:06d}", max_bytes) for draw in draws]
     seen: Counter[str] = Counter()
     ids = []
     for draw in sorted(draws, key=lambda d: d.index):
         name = "_".join(safe_name(utterances[i].utt_id) for i in draw.utterances)
         seen[name] += 1
-        ids.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+        ids.append(fit_id(name if seen[name] == 1 else f"{name}-{seen[name]}", max_bytes))
     order = np.argsort([d.index for d in draws], kind="stable")
     result = [""] * len(draws)
     for rank, position in enumerate(order):

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..audio import load_audio, resample
+from ..audio import resample
 from ..manifest import Mixture
+from ..validation import load_valid_audio
 from .augment import apply_augmentations
 
 FRAME_SECONDS = 0.01  # energy VAD frame
@@ -25,8 +26,10 @@ class SourceCache:
     """Decoded sources, kept in memory up to ``max_bytes`` (least recently used first out).
 
     ``native(path)`` returns ``(audio, rate)`` as read (mono float32, checked by
-    :func:`amongus.audio.load_audio`); ``at_rate(path, rate)`` the same resampled, as float64.
-    Raises :class:`amongus.audio.AudioError` (naming the file) for unusable audio.
+    :func:`amongus.validation.load_valid_audio`, the policy every entry point shares);
+    ``at_rate(path, rate)`` the same resampled, as float64. Raises
+    :class:`amongus.audio.AudioError` (an :class:`~amongus.validation.InvalidAudioError` for a
+    policy refusal: silent or near-silent, too short...) naming the file.
     """
 
     def __init__(self, max_bytes: int = 256 * 2**20):
@@ -51,8 +54,7 @@ class SourceCache:
         key = (str(path), None)
         item = self._get(key)
         if item is None:
-            audio, rate = load_audio(path, mono="mix")
-            item = (audio, rate)
+            item = load_valid_audio(path)
             self._put(key, item)
         return item
 

@@ -12,10 +12,10 @@ list one ``UTT LABEL`` pair per source.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..fsutil import atomic_write_text
 from ..labels import composition_label
 from ..manifest import Mixture
 
@@ -36,13 +36,8 @@ def pair_name(utt_ids: Iterable[str]) -> str:
 
 def write_thesis_metadata(path: str | os.PathLike, mixtures: Iterable[Mixture]) -> Path:
     """Write one metadata line per mixture, atomically."""
-    path = Path(path)
     text = "".join(thesis_line(mixture) + "\n" for mixture in mixtures)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, text)
 
 
 def read_thesis_metadata(path: str | os.PathLike) -> list[dict]:
