@@ -41,6 +41,9 @@ from .scoring import assign_streams, check_assignment_mode, mixture_decision, si
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "mixtures.jsonl"
+#: A 2-D array with at most this many columns (and more rows) is taken for soundfile's
+#: [T, C] layout and refused, not read as a batch of tiny mixtures.
+_MAX_CHANNELS = 8
 
 
 @dataclass
@@ -174,7 +177,9 @@ class Pipeline:
             (mixture-level outputs only).
         batch_size: mixtures separated together.
         classifier_batch_size: streams per classifier forward (default ``batch_size * S``).
-        chunk_seconds: separate long mixtures in overlapping chunks of this length.
+        chunk_seconds: separate long mixtures in overlapping chunks of this length; ``None``:
+            the separator's default (10 s for model separators, so memory is bounded;
+            whole for oracle/passthrough); ``math.inf``: whole mixtures.
         device: where the models run (``"cpu"``, ``"cuda"``).
         spoof_threshold: a stream is called spoof when its spoof probability is >= this.
         preset: the :mod:`amongus.defaults` preset used for missing components.
@@ -288,6 +293,14 @@ class Pipeline:
                 return [
                     _Item("0", array.astype(np.float32), int(sample_rate), references=refs)
                 ], False
+            if array.ndim == 2 and array.shape[1] <= _MAX_CHANNELS < array.shape[0]:
+                # soundfile's [T, C] layout would be read as T "mixtures" of C samples each
+                raise AudioError(
+                    f"array of shape {tuple(array.shape)}",
+                    f"looks like [T, C] audio with {array.shape[1]} channels; Pipeline takes a "
+                    "mono [T] array or a [B, T] batch. Average the channels first, as is done "
+                    "for files (amongus.audio.to_mono(array)), or pass array.T for a batch",
+                )
             if array.ndim == 2:
                 refs = [None] * len(array) if references is None else list(references)
                 items = [

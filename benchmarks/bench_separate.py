@@ -123,6 +123,7 @@ else:
         streams = separate_chunked(separator, mixture, chunk_seconds=args["chunk_seconds"],
                                    overlap_seconds=args["overlap_seconds"], sample_rate=rate)
     else:
+        separator.chunk_seconds = None  # model separators chunk by default: measure them whole
         streams = separator.separate(mixture)
     assert streams.shape == (1, separator.n_src, mixture.shape[-1])
     print(json.dumps({"seconds": time.perf_counter() - start, "peak_mb": peak_mb(),

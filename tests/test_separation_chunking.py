@@ -1,5 +1,6 @@
 """Chunked separation: equal to unchunked, stream order stitched across chunks, bounded memory."""
 
+import math
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -132,3 +133,139 @@ def test_peak_memory_is_bounded_by_the_chunk(tmp_path):
     added_long = long["peak_mb"] - long["baseline_mb"]
     assert added_long <= added_short + 60
     assert unchunked["peak_mb"] - unchunked["baseline_mb"] > added_long + 100
+
+
+# ---------------------------------------------------------------- issue 12, case 5: batch = alone
+def _model_separators(root):
+    from amongus.testing.separators import build_tiny_sepformer
+
+    return {
+        "convtasnet-gLN": load_separator(build_tiny_convtasnet(root / "ctn.bin", sample_rate=RATE)),
+        "sepformer": load_separator(build_tiny_sepformer(root / "sepformer", sample_rate=RATE)),
+    }
+
+
+@pytest.fixture(scope="module")
+def model_separators(tmp_path_factory):
+    return _model_separators(tmp_path_factory.mktemp("models"))
+
+
+def _noise_batch(lengths, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    mixture = torch.zeros(len(lengths), max(lengths))
+    for row, length in enumerate(lengths):
+        mixture[row, :length] = torch.randn(length, generator=generator)
+    return mixture, torch.tensor(lengths)
+
+
+BATCH_LENGTHS = {
+    # on the longest item's grid (8000-sample chunks every 6000: 0, 6000, 8000), 12345 and 9000
+    # would get chunks holding 4345 and 1000 valid samples: results then depended on the batch
+    "grid": [16000, 12345, 9000, 3000],
+    # 8005 would get a 5-sample last chunk (the crash of F7); 40 is shorter than one chunk; 9 is
+    # shorter than the encoder kernel (16 samples); 0 is an empty item
+    "tiny": [16000, 8005, 12345, 40, 9, 0],
+}
+
+
+@pytest.mark.parametrize("name", ["convtasnet-gLN", "sepformer"])
+@pytest.mark.parametrize("chunk_seconds", [1.0, math.inf])
+@pytest.mark.parametrize("batch", sorted(BATCH_LENGTHS))
+def test_each_item_of_a_padded_batch_is_separated_as_alone(
+    model_separators, name, chunk_seconds, batch
+):
+    separator = model_separators[name]
+    lengths_list = BATCH_LENGTHS[batch]
+    mixture, lengths = _noise_batch(lengths_list)
+    options = {"chunk_seconds": chunk_seconds, "overlap_seconds": 0.25, "sample_rate": RATE}
+    batched = separate_chunked(separator, mixture, lengths, **options)
+    assert batched.shape == (len(lengths_list), separator.n_src, max(lengths_list))
+    assert torch.isfinite(batched).all()
+    for row, length in enumerate(lengths_list):
+        assert torch.count_nonzero(batched[row, :, length:]) == 0
+        if length == 0:
+            assert torch.count_nonzero(batched[row]) == 0
+            continue
+        alone = separate_chunked(separator, mixture[row : row + 1, :length], **options)
+        difference = float((batched[row, :, :length] - alone[0]).abs().max())
+        assert difference <= 1e-4 * max(1.0, float(alone.abs().max())), (row, difference)
+
+
+def test_each_item_gets_its_own_chunk_grid(model_separators):
+    # the chunks an item is cut into depend on its own length only, not on the longest item's
+    calls = []
+    separator = model_separators["convtasnet-gLN"]
+
+    def spy(pieces, lengths, references):
+        calls.append((pieces.shape[-1], None if lengths is None else lengths.tolist()))
+        return separator._separate_grouped(pieces, lengths, references)
+
+    from amongus.separation.chunking import stitch_chunks
+
+    mixture, lengths = _noise_batch([20000, 8005, 3000])
+    streams = stitch_chunks(spy, mixture, lengths, chunk=8000, overlap=2000)
+    assert streams.shape == (3, 2, 20000)
+    # one call for the short item, then rounds of full 8000-sample chunks: 20000 -> starts 0,
+    # 6000, 12000 (three), 8005 -> starts 0, 5 (two)
+    assert calls[0] == (3000, [3000])
+    assert [width for width, _ in calls[1:]] == [8000, 8000, 8000]
+    assert all(lengths is None for _, lengths in calls[1:])
+
+
+def test_model_separators_chunk_by_default(model_separators):
+    from amongus.separation.chunking import MODEL_CHUNK_SECONDS, MODEL_OVERLAP_SECONDS
+
+    separator = model_separators["convtasnet-gLN"]
+    assert separator.chunk_seconds == MODEL_CHUNK_SECONDS
+    assert f":chunk={MODEL_CHUNK_SECONDS:g}/{MODEL_OVERLAP_SECONDS:g}" in separator.identity
+    mixture, _ = _noise_batch([int(25.3 * RATE)])
+    default = separator.separate(mixture)
+    explicit = separate_chunked(
+        separator,
+        mixture,
+        chunk_seconds=MODEL_CHUNK_SECONDS,
+        overlap_seconds=MODEL_OVERLAP_SECONDS,
+        sample_rate=RATE,
+    )
+    whole = separate_chunked(
+        separator, mixture, chunk_seconds=math.inf, overlap_seconds=None, sample_rate=RATE
+    )
+    assert torch.allclose(default, explicit, atol=1e-6)
+    assert not torch.allclose(default, whole, atol=1e-4)  # gLN: whole is another separation
+    # the reference separators are exact without chunks and do not chunk
+    assert PassthroughSeparator().chunk_seconds is None and OracleSeparator().chunk_seconds is None
+
+
+def test_pipeline_stream_scores_do_not_depend_on_the_batch(tmp_path):
+    # F7 of ../shared/repro: 10 of 16 stream scores changed between --batch-size 1 and 4 with
+    # --chunk-seconds 1; and a batch [36010, 64000] crashed on a 10-sample last chunk
+    import numpy as np
+
+    from amongus import Pipeline
+    from amongus.testing.classifiers import build_tiny_classifier
+
+    separator = build_tiny_convtasnet(tmp_path / "ctn.bin", sample_rate=16000)
+    classifier = build_tiny_classifier(tmp_path / "classifier")
+    rng = np.random.default_rng(0)
+    time = np.arange(64000) / 16000
+    base = 0.1 * np.sin(2 * np.pi * 180 * time) * (1 + np.sin(2 * np.pi * 2 * time))
+    lengths = [36010, 64000, 40000, 20000, 52001, 64000, 17000, 30000]
+    mixtures = [(base[:n] + 0.05 * rng.standard_normal(n)).astype(np.float32) for n in lengths]
+
+    def scores(batch_size):
+        pipeline = Pipeline(
+            separator=str(separator),
+            classifier=str(classifier),
+            assignment=None,
+            batch_size=batch_size,
+            chunk_seconds=1.0,
+        )
+        results = pipeline(mixtures, sample_rate=16000)
+        return np.concatenate([r.spoof_probability for r in results]), results
+
+    alone, alone_results = scores(1)
+    batched, batched_results = scores(4)
+    assert alone.shape == (16,)
+    np.testing.assert_allclose(batched, alone, atol=1e-4)
+    for a, b in zip(alone_results, batched_results, strict=True):
+        np.testing.assert_allclose(b.streams, a.streams, atol=1e-4)

@@ -7,9 +7,13 @@ Resampling to and from the separator's rate is the pipeline's job (``amongus.aud
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
+logger = logging.getLogger(__name__)
+_WARNED_SHORT: set[tuple[str, int]] = set()
 _REGISTRY: dict[str, Callable[..., Separator]] = {}
 
 
@@ -37,26 +41,63 @@ class Separator(Protocol):
 
 
 class SeparatorBase:
-    """Shared checks of the built-in separators; subclasses implement ``_separate``.
+    """Shared behaviour of the built-in separators; subclasses implement ``_separate``.
 
-    ``separate`` validates the batch, runs ``_separate`` under ``torch.inference_mode()``, crops
-    or pads the streams to the input length, applies the ``output_scale`` policy
-    (``amongus.separation.scale``) and zeroes every stream past its item's length.
+    ``separate`` validates the batch, separates each item as it would be alone (items of a padded
+    batch are run in groups of equal valid length, cropped to it), zero-pads an input shorter
+    than ``min_samples`` up to it and crops the streams back, separates inputs longer than
+    ``chunk_seconds`` (or than ``max_samples``) in overlapping chunks
+    (``amongus.separation.chunking``), runs everything under ``torch.inference_mode()``, applies
+    the ``output_scale`` policy (``amongus.separation.scale``) once and zeroes every stream past
+    its item's length.
+
+    Attributes:
+        chunk_seconds: chunk length ``separate`` uses by default (``None``: whole inputs). The
+            model separators default to ``MODEL_CHUNK_SECONDS`` so that memory is bounded;
+            set it on an instance to change it (``math.inf`` or ``None`` turns chunking off, up
+            to ``max_samples``).
+        overlap_seconds: overlap of those chunks (``None``: a quarter of the chunk).
+        min_samples: shortest input the model accepts (its encoder kernel), in samples at
+            ``sample_rate``; 1 for the oracle and passthrough.
+        max_samples: longest input the model takes in one piece (``None``: no limit), e.g.
+            SepFormer's positional-encoding table (``amongus.separation.limits``).
     """
 
     sample_rate: int | None = None
     n_src: int = 2
     output_scale: str = "none"
+    chunk_seconds: float | None = None
+    overlap_seconds: float | None = None
 
     @property
     def identity(self) -> str:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    @property
+    def min_samples(self) -> int:
+        return 1
+
+    @property
+    def max_samples(self) -> int | None:
+        return None
+
+    @property
+    def chunking_tag(self) -> str:
+        """``":chunk=<seconds>/<overlap>"`` when ``separate`` chunks by default, else ``""``:
+        model separators append it to their ``identity``, as chunking changes their output."""
+        if self.chunk_seconds is None or math.isinf(self.chunk_seconds):
+            return ""
+        overlap = self.overlap_seconds
+        overlap = self.chunk_seconds / 4 if overlap is None else overlap
+        return f":chunk={self.chunk_seconds:g}/{overlap:g}"
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.identity})"
 
     def _separate(self, mixture, lengths, references):  # pragma: no cover - abstract
-        """Shape: ``[B, T] -> [B, S, T']`` (raw, unscaled; ``T'`` may differ from ``T``)."""
+        """Shape: ``[B, T] -> [B, S, T']`` (raw, unscaled; ``T'`` may differ from ``T``).
+
+        Called with ``lengths=None``: every row is valid and at least ``min_samples`` long."""
         raise NotImplementedError
 
     def separate(self, mixture, lengths=None, *, references=None, output_scale=None):
@@ -66,28 +107,77 @@ class SeparatorBase:
             mixture: ``[B, T]`` float tensor at ``self.sample_rate``.
             lengths: ``[B]`` valid samples per item (``None``: all ``T``).
             references: ``[B, S, T]`` reference sources (the oracle needs them).
-            output_scale: overrides ``self.output_scale`` for this call (the chunker asks for
-                ``"none"`` and scales the stitched result once).
+            output_scale: overrides ``self.output_scale`` for this call.
+
+        Each item's streams equal those of separating it alone. Inputs longer than
+        ``chunk_seconds`` are separated in chunks (see the class docstring); inputs shorter than
+        ``min_samples`` are zero-padded to it and the streams cropped back.
+
+        Raises:
+            ValueError: wrong rank or dtype, empty batch, NaN/inf samples, lengths out of range,
+                references that do not fit, missing references for the oracle.
 
         Shape: ``[B, T] -> [B, n_src, T]``, on the device and with the dtype of ``mixture``.
         """
+        return self.separate_chunks(
+            mixture,
+            lengths,
+            references=references,
+            output_scale=output_scale,
+            plan=self.default_plan(),
+        )
+
+    def default_plan(self) -> tuple[int, int] | None:
+        """``(chunk, overlap)`` in samples that ``separate`` uses (``chunk_seconds`` and
+        ``overlap_seconds`` at ``sample_rate``, the chunk capped at ``max_samples``), or
+        ``None`` for whole inputs."""
+        from .chunking import chunk_plan
+
+        plan = chunk_plan(self.chunk_seconds, self.overlap_seconds, self.sample_rate)
+        limit = self.max_samples
+        if plan is not None and limit is not None and plan[0] > limit:
+            plan = (limit, min(plan[1], limit // 2))  # the default stays within the model
+        return plan
+
+    def separate_chunks(
+        self,
+        mixture,
+        lengths=None,
+        *,
+        references=None,
+        output_scale=None,
+        plan=None,
+        progress: bool = False,
+    ):
+        """``separate`` with explicit chunking: ``plan`` is ``(chunk, overlap)`` in samples at
+        ``sample_rate`` (``amongus.separation.chunking.chunk_plan``) or ``None`` for whole
+        inputs. A chunk (or a whole input) longer than ``max_samples`` is cut to it, with a
+        warning. ``separate_chunked`` and ``separate_at_rate`` call this.
+
+        Shape: ``[B, T] -> [B, n_src, T]``.
+        """
         import torch
 
+        from .chunking import stitch_chunks
         from .scale import apply_output_scale, check_output_scale
 
         mixture, lengths = check_batch(mixture, lengths)
         if references is not None:
             references = check_references(references, mixture)
         policy = check_output_scale(output_scale or self.output_scale)
+        plan = self._within_limit(plan, mixture.shape[-1])
         with torch.inference_mode():
-            streams = self._separate(mixture, lengths, references)
-            streams = fit_length(
-                streams.to(device=mixture.device, dtype=mixture.dtype), mixture.shape[-1]
-            )
-            if streams.shape[:2] != (mixture.shape[0], self.n_src):
-                raise RuntimeError(
-                    f"{self!r} returned streams of shape {tuple(streams.shape)}, expected "
-                    f"[{mixture.shape[0]}, {self.n_src}, T]"
+            if plan is None:
+                streams = self._separate_grouped(mixture, lengths, references)
+            else:
+                streams = stitch_chunks(
+                    self._separate_grouped,
+                    mixture,
+                    lengths,
+                    references,
+                    chunk=plan[0],
+                    overlap=plan[1],
+                    progress=progress,
                 )
             # zeroes the padding too (streams is the model's fresh output: scaled in place)
             streams = apply_output_scale(
@@ -96,6 +186,78 @@ class SeparatorBase:
         # a copy made outside inference mode is an ordinary tensor: a classifier being trained
         # on the streams (separator frozen) can save it for backward
         return streams.clone()
+
+    def _within_limit(self, plan, width: int):
+        limit = self.max_samples
+        if limit is None or (plan is None and width <= limit) or (plan and plan[0] <= limit):
+            return plan
+        wanted = "whole inputs" if plan is None else f"chunks of {plan[0]} samples"
+        logger.warning(
+            "%r takes at most %d samples in one piece; %s asked for: separating in chunks of %d "
+            "samples instead",
+            self,
+            limit,
+            wanted,
+            limit,
+        )
+        return limit, max(1, min(limit // 4 if plan is None else plan[1], limit // 2))
+
+    def _separate_grouped(self, mixture, lengths, references):
+        """Run ``_separate`` on each group of items sharing a valid length, cropped to it (and
+        zero-padded up to ``min_samples``). Returns raw streams ``[B, S, T]``, zero past each
+        item's length; items of length 0 give zero streams without running the model.
+
+        Why groups: SepFormer's ``ln`` and ConvTasNet's ``gLN`` normalise over the whole input,
+        so padding would change a padded item's streams.
+        """
+        import torch
+
+        batch, width = mixture.shape
+        if lengths is None or bool((lengths == width).all()):
+            groups = [(None, width)]
+        else:
+            groups = [
+                ((lengths == value).nonzero().flatten(), value)
+                for value in torch.unique(lengths).tolist()
+            ]
+        streams = None
+        for index, value in groups:
+            if value == 0:
+                continue
+            part = mixture if index is None else mixture[index, :value]
+            part_references = references
+            if references is not None and index is not None:
+                part_references = references[index, :, :value]
+            if value < self.min_samples:
+                key = (repr(self), self.min_samples)
+                # once per separator at warning level: a batch of many short items would flood
+                (logger.debug if key in _WARNED_SHORT else logger.warning)(
+                    "%r: %d item(s) of %d samples, shorter than the model's minimum input of %d "
+                    "samples (its encoder kernel): zero-padded to it, streams cropped back",
+                    self,
+                    part.shape[0],
+                    value,
+                    self.min_samples,
+                )
+                _WARNED_SHORT.add(key)
+                part = fit_length(part, self.min_samples)
+                if part_references is not None:
+                    part_references = fit_length(part_references, self.min_samples)
+            raw = self._separate(part, None, part_references)
+            raw = fit_length(raw.to(device=mixture.device, dtype=mixture.dtype), value)
+            if raw.ndim != 3 or raw.shape[:2] != (part.shape[0], self.n_src):
+                raise RuntimeError(
+                    f"{self!r} returned streams of shape {tuple(raw.shape)}, expected "
+                    f"[{part.shape[0]}, {self.n_src}, T]"
+                )
+            if index is None:
+                return raw
+            if streams is None:
+                streams = mixture.new_zeros(batch, raw.shape[1], width)
+            streams[index, :, :value] = raw
+        if streams is None:
+            streams = mixture.new_zeros(batch, self.n_src, width)
+        return streams
 
 
 def check_batch(mixture, lengths=None):

@@ -1,25 +1,43 @@
 """Separate long inputs in overlapping chunks so memory stays bounded.
 
-The mixture is cut into chunks of ``chunk_seconds`` that overlap by ``overlap_seconds`` (the last
-chunk ends at the end of the input, so every chunk has full length). Each chunk is separated on
-its own; as a separator returns its streams in an arbitrary order, each chunk's streams are
-reordered to match the previous chunk's on their overlap (the permutation of largest summed
-normalised correlation, ``amongus.scoring.best_permutation``), then the chunks are overlap-added
-with linear crossfades and divided by the summed window. The output-scale policy of the built-in
+Each item of a batch is cut on **its own** grid: chunks of ``chunk`` samples every
+``chunk - overlap`` samples from its start, the last one ending at the end of the item's valid
+length, so every chunk is full (no chunk of a few samples) and an item's chunks never depend on
+its batch neighbours. Items no longer than one chunk are separated whole. The ``k``-th chunks of
+all long items are separated together in one call.
+
+A separator returns its streams in an arbitrary order, so each chunk's streams are reordered to
+match the same item's previous chunk on their overlap (the permutation of largest summed
+normalised correlation, ``amongus.scoring.best_permutation``); then the chunks are overlap-added
+with linear crossfades and divided by the summed window (the approach of Asteroid's
+``LambdaOverlapAdd``, with explicit alignment). The output-scale policy of the built-in
 separators is applied once to the stitched result, as it would be without chunking.
 
-Memory: the model sees at most one chunk at a time; what grows with the input is only the input
-and the ``[B, S, T]`` output.
+Model separators chunk by default (:data:`MODEL_CHUNK_SECONDS`, :data:`MODEL_OVERLAP_SECONDS`,
+capped at the model's own input limit), so memory is bounded for every caller.
+
+Memory: the model sees at most one chunk per long item at a time; what grows with the input is
+the input, the ``[B, S, T]`` output and one ``[B, T]`` overlap-add weight.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Callable
 
-from .base import Separator, SeparatorBase, check_batch, check_references
+from .base import Separator, check_batch, check_references, fit_length
 from .scale import apply_output_scale
 
 logger = logging.getLogger(__name__)
+
+#: Default chunk of the model separators (SepFormer, ConvTasNet): long enough for several
+#: utterances of context (the published models were trained on 3-4 s segments), short enough
+#: that a chunk's activations stay near 1 GB for the published SepFormer on CPU.
+MODEL_CHUNK_SECONDS = 10.0
+#: Default overlap of the model separators' chunks: the stretch on which consecutive chunks'
+#: streams are aligned and crossfaded.
+MODEL_OVERLAP_SECONDS = 2.0
 
 
 def chunk_starts(length: int, chunk: int, hop: int) -> list[int]:
@@ -29,6 +47,41 @@ def chunk_starts(length: int, chunk: int, hop: int) -> list[int]:
     starts = list(range(0, length - chunk, hop))
     starts.append(length - chunk)
     return starts
+
+
+def chunk_plan(
+    chunk_seconds: float | None, overlap_seconds: float | None, sample_rate: int | None
+) -> tuple[int, int] | None:
+    """``(chunk, overlap)`` in samples, or ``None`` (separate whole) for ``chunk_seconds`` None
+    or infinite. ``overlap_seconds`` defaults to a quarter of the chunk.
+
+    Raises:
+        ValueError: a chunk shorter than one sample, an overlap not in ``(0, chunk / 2]``, or
+            seconds without a ``sample_rate`` to convert them.
+    """
+    if chunk_seconds is None or math.isinf(chunk_seconds):
+        return None
+    if not chunk_seconds > 0:
+        raise ValueError(
+            f"chunk_seconds must be positive (or None/inf: whole), got {chunk_seconds}"
+        )
+    if sample_rate is None:
+        raise ValueError(
+            "chunk_seconds needs a sample rate: this separator accepts any rate, so use "
+            "separate_chunked(..., sample_rate=) or separate_at_rate"
+        )
+    chunk = int(round(chunk_seconds * sample_rate))
+    if chunk < 1:
+        raise ValueError(f"chunk_seconds={chunk_seconds} is shorter than one sample")
+    if overlap_seconds is None:
+        overlap_seconds = chunk_seconds / 4
+    overlap = int(round(overlap_seconds * sample_rate))
+    if not 0 < overlap <= chunk // 2:
+        raise ValueError(
+            f"overlap_seconds={overlap_seconds} must be positive and at most half of "
+            f"chunk_seconds={chunk_seconds} (streams are aligned on the overlap)"
+        )
+    return chunk, overlap
 
 
 def _ramp(length: int, *, rising: bool, like):
@@ -61,13 +114,120 @@ def align_to_previous(previous, current):
     return perms
 
 
+def stitch_chunks(
+    run: Callable,
+    mixture,
+    lengths,
+    references=None,
+    *,
+    chunk: int,
+    overlap: int,
+    progress: bool = False,
+):
+    """Separate every item of a padded batch on its own chunk grid and stitch the streams.
+
+    Args:
+        run: ``run(mixture [b, t], lengths [b] | None, references [b, S, t] | None)`` returns
+            raw streams ``[b, S, t]``, each item separated as it would be alone (a padded item
+            cropped to its length); ``SeparatorBase`` and every ``Separator`` honour this.
+        mixture: ``[B, T]``, validated.
+        lengths: ``[B]`` valid samples per item (``None``: all ``T``).
+        references: ``[B, S, T]`` for the oracle, cut alongside.
+        chunk: chunk length in samples; items of at most ``chunk`` samples are run whole.
+        overlap: samples shared by consecutive chunks, ``0 < overlap <= chunk // 2``.
+        progress: a tqdm bar over chunk rounds.
+
+    Returns:
+        ``[B, S, T]`` streams (unscaled), zero past each item's length.
+    """
+    import torch
+
+    batch, width = mixture.shape
+    sizes = [width] * batch if lengths is None else [int(n) for n in lengths.tolist()]
+    hop = chunk - overlap
+    grids = [chunk_starts(size, chunk, hop) if size > chunk else None for size in sizes]
+    streams = None
+
+    def output(n_src: int):
+        return mixture.new_zeros(batch, n_src, width)
+
+    whole = [row for row in range(batch) if grids[row] is None and sizes[row] > 0]
+    if whole:
+        span = max(sizes[row] for row in whole)
+        index = torch.tensor(whole, device=mixture.device)
+        part = run(
+            mixture[index, :span],
+            torch.tensor([sizes[row] for row in whole], device=mixture.device),
+            None if references is None else references[index, :, :span],
+        )
+        part = fit_length(part.to(device=mixture.device, dtype=mixture.dtype), span)
+        streams = output(part.shape[1])
+        streams[index, :, :span] = part
+        del part
+    long_rows = [row for row in range(batch) if grids[row] is not None]
+    if not long_rows:
+        return streams if streams is not None else run(mixture, lengths, references)
+    weight = mixture.new_zeros(len(long_rows), width)
+    previous: dict[int, tuple] = {}
+    rounds = range(max(len(grids[row]) for row in long_rows))
+    if progress:
+        from tqdm.auto import tqdm
+
+        rounds = tqdm(rounds, desc="separating chunks", unit="chunk")
+    for step in rounds:
+        active = [(slot, row) for slot, row in enumerate(long_rows) if len(grids[row]) > step]
+        starts = [grids[row][step] for _, row in active]
+        pieces = torch.stack(
+            [
+                mixture[row, start : start + chunk]
+                for (_, row), start in zip(active, starts, strict=True)
+            ]
+        )
+        piece_references = None
+        if references is not None:
+            piece_references = torch.stack(
+                [
+                    references[row, :, start : start + chunk]
+                    for (_, row), start in zip(active, starts, strict=True)
+                ]
+            )
+        separated = run(pieces, None, piece_references)
+        separated = fit_length(separated.to(device=mixture.device, dtype=mixture.dtype), chunk)
+        del pieces, piece_references
+        if streams is None:
+            streams = output(separated.shape[1])
+        for position, ((slot, row), start) in enumerate(zip(active, starts, strict=True)):
+            current = separated[position]
+            window = mixture.new_ones(chunk)
+            if row in previous:
+                before, before_start = previous[row]
+                shared = before_start + chunk - start
+                perm = align_to_previous(
+                    before[None, :, start - before_start :], current[None, :, :shared]
+                )[0]
+                current = current[perm]
+                window[:shared] *= _ramp(shared, rising=True, like=window)
+            grid = grids[row]
+            if step + 1 < len(grid):
+                shared_next = start + chunk - grid[step + 1]
+                window[-shared_next:] *= _ramp(shared_next, rising=False, like=window)
+            streams[row, :, start : start + chunk] += current * window
+            weight[slot, start : start + chunk] += window
+            previous[row] = (current, start)
+        del separated
+    for slot, row in enumerate(long_rows):
+        size = sizes[row]
+        streams[row, :, :size].div_(weight[slot, :size])  # in place: memory stays [B, S, T]
+    return streams
+
+
 def separate_chunked(
     separator: Separator,
     mixture,
     lengths=None,
     *,
-    chunk_seconds: float,
-    overlap_seconds: float,
+    chunk_seconds: float | None,
+    overlap_seconds: float | None,
     sample_rate: int,
     references=None,
     progress: bool = False,
@@ -78,15 +238,25 @@ def separate_chunked(
         separator: any ``Separator``; it must run at ``sample_rate`` (or be rate-agnostic).
         mixture: ``[B, T]`` at ``sample_rate``.
         lengths: ``[B]`` valid samples per item; streams past them are zero.
-        chunk_seconds: chunk duration; inputs no longer than one chunk are separated at once.
-        overlap_seconds: overlap between consecutive chunks, ``0 < overlap <= chunk / 2``.
+        chunk_seconds: chunk duration; items no longer than one chunk are separated at once.
+            ``None`` or ``math.inf``: every item whole (a built-in separator still splits an
+            input longer than its ``max_samples``, with a warning).
+        overlap_seconds: overlap between consecutive chunks, ``0 < overlap <= chunk / 2``
+            (``None``: a quarter of the chunk).
         sample_rate: the rate of ``mixture`` (to turn seconds into samples).
         references: ``[B, S, T]`` for the oracle, chunked alongside.
         progress: show a tqdm bar over chunks.
 
+    Each item's result equals separating that item alone with the same settings (to float
+    rounding): grids are per item, so batch neighbours do not matter.
+
+    Raises:
+        ValueError: bad chunking options, a separator rate other than ``sample_rate``, or an
+            invalid batch (see ``check_batch``).
+
     Shape: ``[B, T] -> [B, n_src, T]``.
     """
-    import torch
+    from .base import SeparatorBase
 
     mixture, lengths = check_batch(mixture, lengths)
     if references is not None:
@@ -96,54 +266,18 @@ def separate_chunked(
             f"separator runs at {separator.sample_rate} Hz but the mixture is at {sample_rate} Hz; "
             "resample first (amongus.separation.run.separate_at_rate does both)"
         )
-    chunk = int(round(chunk_seconds * sample_rate))
-    overlap = int(round(overlap_seconds * sample_rate))
-    if chunk < 1:
-        raise ValueError(f"chunk_seconds={chunk_seconds} is shorter than one sample")
-    if not 0 < overlap <= chunk // 2:
-        raise ValueError(
-            f"overlap_seconds={overlap_seconds} must be positive and at most half of "
-            f"chunk_seconds={chunk_seconds} (streams are aligned on the overlap)"
+    plan = chunk_plan(chunk_seconds, overlap_seconds, sample_rate)
+    if isinstance(separator, SeparatorBase):
+        return separator.separate_chunks(
+            mixture, lengths, references=references, plan=plan, progress=progress
         )
-    batch, length = mixture.shape
-    if length <= chunk:
+    if plan is None:
         return separator.separate(mixture, lengths, references=references)
 
-    builtin = isinstance(separator, SeparatorBase)
-    extra = {"output_scale": "none"} if builtin else {}
-    starts = chunk_starts(length, chunk, chunk - overlap)
-    streams = weight = previous = None
-    previous_start = 0
-    batch_index = torch.arange(batch, device=mixture.device)[:, None]
-    iterator = starts
-    if progress:
-        from tqdm.auto import tqdm
+    def run(pieces, piece_lengths, piece_references):
+        return separator.separate(pieces, piece_lengths, references=piece_references)
 
-        iterator = tqdm(starts, desc="separating chunks", unit="chunk")
-    for index, start in enumerate(iterator):
-        end = start + chunk
-        chunk_lengths = None if lengths is None else (lengths - start).clamp(0, chunk)
-        chunk_references = None if references is None else references[..., start:end]
-        separated = separator.separate(
-            mixture[:, start:end], chunk_lengths, references=chunk_references, **extra
-        )
-        if streams is None:
-            streams = mixture.new_zeros(batch, separated.shape[1], length)
-            weight = mixture.new_zeros(length)
-        window = mixture.new_ones(chunk)
-        if previous is not None:
-            shared = previous_start + chunk - start
-            perms = align_to_previous(
-                previous[..., start - previous_start :], separated[..., :shared]
-            )
-            separated = separated[batch_index, perms]
-            window[:shared] *= _ramp(shared, rising=True, like=window)
-        if index + 1 < len(starts):
-            shared_next = end - starts[index + 1]
-            window[-shared_next:] *= _ramp(shared_next, rising=False, like=window)
-        streams[..., start:end] += separated * window
-        weight[start:end] += window
-        previous, previous_start = separated, start
-    streams.div_(weight)  # in place throughout: memory beyond the chunk is only [B, S, T]
-    policy = separator.output_scale if builtin else "none"
-    return apply_output_scale(streams, mixture, policy, lengths, inplace=True)
+    streams = stitch_chunks(
+        run, mixture, lengths, references, chunk=plan[0], overlap=plan[1], progress=progress
+    )
+    return apply_output_scale(streams, mixture, "none", lengths, inplace=True)

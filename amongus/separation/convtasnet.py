@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from .base import CheckpointError, SeparatorBase, hash_files, register_separator, run_by_length
+from .chunking import MODEL_CHUNK_SECONDS, MODEL_OVERLAP_SECONDS
+from .limits import model_min_samples
 from .scale import MODEL_DEFAULT_SCALE, check_output_scale
 
 logger = logging.getLogger(__name__)
@@ -204,8 +206,16 @@ class ConvTasNetSeparator(SeparatorBase):
     def identity(self) -> str:
         return (
             f"{self.model_name.lower()}:{self.weights_hash}@{self.sample_rate}"
-            f":scale={self.output_scale}"
+            f":scale={self.output_scale}{self.chunking_tag}"
         )
+
+    # Input limit and default chunking (amongus.separation.limits / chunking): bounded memory.
+    chunk_seconds = MODEL_CHUNK_SECONDS
+    overlap_seconds = MODEL_OVERLAP_SECONDS
+
+    @property
+    def min_samples(self) -> int:
+        return model_min_samples(self.model)
 
     def _forward(self, mixture):
         return self.model(mixture.to(self.device).float())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 
-from .base import Separator, check_batch, check_references, fit_length
+from .base import Separator, SeparatorBase, check_batch, check_references, fit_length
 from .scale import valid_mask
 
 logger = logging.getLogger(__name__)
@@ -45,8 +45,13 @@ def separate_at_rate(
         input_rate: the rate of ``mixture`` (and ``references``).
         output_rate: the rate the streams are wanted at (the classifier's, e.g. 16000).
         lengths: ``[B]`` valid samples at ``input_rate``.
-        chunk_seconds: separate in chunks of this length (``None``: all at once).
-        overlap_seconds: chunk overlap (default: a quarter of ``chunk_seconds``).
+        chunk_seconds: separate in chunks of this length. ``None``: the separator's own
+            default (``separator.chunk_seconds``: 10 s for the model separators, whole inputs for
+            oracle and passthrough); ``math.inf``: whole inputs (a model still splits inputs
+            longer than its ``max_samples``).
+        overlap_seconds: chunk overlap (default: the separator's ``overlap_seconds`` with its
+            default chunk, else a quarter of ``chunk_seconds``).
+        progress: a tqdm bar over chunks.
         references: ``[B, S, T]`` at ``input_rate`` (for the oracle).
 
     Returns:
@@ -54,12 +59,15 @@ def separate_at_rate(
         each item's resampled length, and ``rates`` with ``input_rate``, ``separator_rate``,
         ``output_rate``, ``bandwidth_hz`` (the highest frequency the streams can carry:
         ``min(rates) / 2``), ``separator`` (its identity), ``chunk_seconds`` and
-        ``overlap_seconds``.
+        ``overlap_seconds`` (the settings used; ``None`` when inputs were separated whole).
+
+    Each item's streams equal those of separating it alone (padding, chunk grids and resampling
+    are per item).
 
     Shape: ``[B, T] -> [B, S, T_out]``.
     """
     from ..audio import resample
-    from .chunking import separate_chunked
+    from .chunking import chunk_plan, separate_chunked
 
     mixture, lengths = check_batch(mixture, lengths)
     if references is not None:
@@ -82,12 +90,37 @@ def separate_at_rate(
                 output_rate,
             )
     length = mixture.shape[-1]
+    if lengths is not None and separator_rate != input_rate:
+        # the resampling filter reaches past an item's end: whatever the padding holds would
+        # leak into its last samples, so it is zeroed (each item then resamples as alone)
+        mask = valid_mask(lengths, length, mixture)
+        mixture = mixture * mask[:, 0]
+        if references is not None:
+            references = references * mask
     model_input = resample(mixture, input_rate, separator_rate)
     model_lengths = resampled_lengths(lengths, input_rate, separator_rate, model_input.shape[-1])
     model_references = (
         None if references is None else resample(references, input_rate, separator_rate)
     )
-    if chunk_seconds is None:
+    builtin = isinstance(separator, SeparatorBase)
+    if chunk_seconds is None and builtin:
+        plan = separator.default_plan()  # the model's default, within its input limit
+    elif chunk_seconds is None:
+        plan = None  # a foreign separator chunks (or not) by itself
+    else:
+        plan = chunk_plan(chunk_seconds, overlap_seconds, separator_rate)
+    chunk_seconds, overlap_seconds = (
+        (None, None) if plan is None else (plan[0] / separator_rate, plan[1] / separator_rate)
+    )
+    if builtin:
+        streams = separator.separate_chunks(
+            model_input,
+            model_lengths,
+            references=model_references,
+            plan=plan,
+            progress=progress,
+        )
+    elif chunk_seconds is None:
         streams = separator.separate(model_input, model_lengths, references=model_references)
     else:
         streams = separate_chunked(
@@ -95,16 +128,17 @@ def separate_at_rate(
             model_input,
             model_lengths,
             chunk_seconds=chunk_seconds,
-            overlap_seconds=overlap_seconds if overlap_seconds is not None else chunk_seconds / 4,
+            overlap_seconds=overlap_seconds,
             sample_rate=separator_rate,
             references=model_references,
             progress=progress,
         )
+    del model_input, model_references
     out_length = math.ceil(length * output_rate / input_rate)
     streams = fit_length(resample(streams.contiguous(), separator_rate, output_rate), out_length)
     if lengths is not None:
         out_lengths = resampled_lengths(lengths, input_rate, output_rate, out_length)
-        streams = streams * valid_mask(out_lengths, out_length, streams)
+        streams = streams.mul_(valid_mask(out_lengths, out_length, streams))
     rates = {
         "input_rate": input_rate,
         "separator_rate": separator_rate,
@@ -112,10 +146,6 @@ def separate_at_rate(
         "bandwidth_hz": bandwidth,
         "separator": identity,
         "chunk_seconds": chunk_seconds,
-        "overlap_seconds": (
-            None
-            if chunk_seconds is None
-            else (overlap_seconds if overlap_seconds is not None else chunk_seconds / 4)
-        ),
+        "overlap_seconds": overlap_seconds,
     }
     return streams, rates

@@ -20,6 +20,8 @@ import re
 from pathlib import Path
 
 from .base import CheckpointError, SeparatorBase, hash_files, register_separator, run_by_length
+from .chunking import MODEL_CHUNK_SECONDS, MODEL_OVERLAP_SECONDS
+from .limits import model_min_samples, sepformer_max_samples
 from .scale import MODEL_DEFAULT_SCALE, check_output_scale
 
 logger = logging.getLogger(__name__)
@@ -201,7 +203,23 @@ class SepformerSeparator(SeparatorBase):
 
     @property
     def identity(self) -> str:
-        return f"sepformer:{self.weights_hash}@{self.sample_rate}:scale={self.output_scale}"
+        return (
+            f"sepformer:{self.weights_hash}@{self.sample_rate}:scale={self.output_scale}"
+            f"{self.chunking_tag}"
+        )
+
+    # Input limits and default chunking (amongus.separation.limits / chunking): bounded memory
+    # by default, and never past the positional-encoding table.
+    chunk_seconds = MODEL_CHUNK_SECONDS
+    overlap_seconds = MODEL_OVERLAP_SECONDS
+
+    @property
+    def min_samples(self) -> int:
+        return model_min_samples(self.model)
+
+    @property
+    def max_samples(self) -> int | None:
+        return sepformer_max_samples(self.model)
 
     def _forward(self, mixture):
         # SpeechBrain layout [B, T, S] -> Asteroid layout [B, S, T], converted here only.
