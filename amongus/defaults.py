@@ -37,6 +37,14 @@ CONVTASNET_16K = "convtasnet-16k"
 SEPFORMER_8K = "sepformer-8k"
 CLASSIFIER_CLEAN = "wavlm-spoof-clean"
 CLASSIFIER_FINETUNED = "wavlm-spoof-finetuned"
+#: The official AASIST weights (clovaai/aasist, MIT), converted to safetensors: see its MODEL_CARD.md.
+CLASSIFIER_AASIST = "aasist"
+#: Names ``amongus.classifiers.load_classifier`` accepts for the shipped classifiers -> folders.
+SHIPPED_CLASSIFIERS: dict[str, str] = {
+    "aasist": CLASSIFIER_AASIST,
+    "wavlm-spoof-clean": CLASSIFIER_CLEAN,
+    "wavlm-spoof-finetuned": CLASSIFIER_FINETUNED,
+}
 
 PRESETS: dict[str, Preset] = {
     "default": Preset(
@@ -59,6 +67,11 @@ PRESETS: dict[str, Preset] = {
         separator=SEPFORMER_8K,
         classifier=CLASSIFIER_CLEAN,
         description="shipped SepFormer (8 kHz -> 16 kHz) + clean-trained classifier",
+    ),
+    "aasist": Preset(
+        separator=CONVTASNET_16K,
+        classifier=CLASSIFIER_AASIST,
+        description="shipped ConvTasNet (16 kHz) + the official AASIST weights (ASVspoof 2019 LA)",
     ),
     "oracle": Preset(
         separator="oracle",

@@ -70,22 +70,15 @@ class _Skipped:
 
 # ---------------------------------------------------------------------------- components
 def load_classifier(spec: Any, *, device: str = "cpu"):
-    """A :class:`amongus.classifier.SpoofClassifier` from a path/hub id, a config dict or an
-    instance (anything with ``score`` and ``sample_rate`` is used as is)."""
-    if hasattr(spec, "score") and hasattr(spec, "sample_rate"):
-        return spec
-    from .classifier import SpoofClassifier
+    """A classifier from a registered name (``"aasist"``...), a path or hub id (any family:
+    Hugging Face, AASIST, SSL_W2V), a config dict or an instance (anything with ``score`` and
+    ``sample_rate`` is used as is): :func:`amongus.classifiers.load_classifier` on ``device``,
+    unless a config dict names its own."""
+    from .classifiers import load_classifier as load_any_classifier
 
     if isinstance(spec, dict):
-        config = dict(spec)
-        source = config.pop("name", None) or config.pop("path", None)
-        if source is None:
-            raise ValueError(f"classifier config {spec!r} needs a 'name' or 'path'")
-        config.setdefault("device", device)
-        return SpoofClassifier.from_pretrained(source, **config)
-    if isinstance(spec, str | os.PathLike):
-        return SpoofClassifier.from_pretrained(spec, device=device)
-    raise TypeError(f"cannot build a classifier from {type(spec).__name__}: {spec!r}")
+        return load_any_classifier({"device": device, **spec})
+    return load_any_classifier(spec, device=device)
 
 
 _RATE_FREE_SEPARATORS = ("oracle", "passthrough")
