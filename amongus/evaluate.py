@@ -31,10 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from .audio import AudioError, load_audio
+from .audio import AudioError
 from .labels import BONAFIDE, SPOOF
 from .manifest import Utterance
 from .results import EvaluationReport
+from .validation import load_utterance_audio
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,10 @@ def evaluate_utterances(
         An :class:`EvaluationReport` of kind ``"utterances"``: ``metrics["streams"]`` is the
         per-utterance binary report (accuracy, precision, recall, F1, EER, AUC) and
         ``metrics["eer_by_system"]`` / ``["eer_by_language"]`` the breakdowns. Files the corpus
-        reader could not use and files that fail to load are in ``report.skipped``.
+        reader could not use and files refused by the input-validation policy
+        (:mod:`amongus.validation`: missing, unreadable, silent, too short, rate or duration
+        unlike the utterance record) are in ``report.skipped``, counted by reason code; they
+        are never scored.
     """
     from tqdm.auto import tqdm
 
@@ -129,7 +133,8 @@ def evaluate_utterances(
 
     for utterance in tqdm(utterances, desc="score", unit="utt", disable=not progress):
         try:
-            audio, _ = load_audio(utterance.path, sample_rate=rate, allow_silent=True)
+            # the shared policy: silent, too short, unreadable or unlike its record -> skipped
+            audio, _ = load_utterance_audio(utterance, sample_rate=rate)
         except AudioError as error:
             skipped.append(
                 {"id": utterance.utt_id, "path": utterance.path, "reason": error.problem}

@@ -2,7 +2,8 @@
 
 Data flow (one way, batched)::
 
-    load_audio(mixture)                         [T] at the mixture's rate
+    load_valid_audio(mixture)                   [T] at the mixture's rate, checked by the
+                                                input-validation policy (amongus.validation)
     separate_at_rate(separator, ...)            [B, T] -> [B, S, T'] at the classifier's rate
                                                 (resampled to and from the separator's rate with
                                                 cached resamplers: amongus.audio.resample)
@@ -33,10 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from .audio import AudioError, load_audio
+from .audio import AudioError
 from .manifest import Mixture, iter_jsonl
 from .results import EvaluationReport, PipelineResult
 from .scoring import assign_streams, check_assignment_mode, mixture_decision, si_sdr_improvement
+from .validation import check_audio, load_mixture_audio, load_valid_audio
 
 logger = logging.getLogger(__name__)
 
@@ -252,9 +254,12 @@ class Pipeline:
     def _item_from_mixture(
         self, mixture: Mixture, base_dir: Path | None = None, *, with_references: bool = True
     ) -> _Item:
-        """Load a mixture record's audio (and reference sources); raises AudioError."""
+        """Load a mixture record's audio (and reference sources); raises AudioError.
+
+        The file must pass the validation policy and agree with its record (rate, length).
+        """
         path = _resolve(mixture.path, base_dir)
-        audio, rate = load_audio(path, allow_silent=True)
+        audio, rate = load_mixture_audio(mixture, path)
         references = None
         if with_references:
             from .audio import resample
@@ -312,7 +317,7 @@ class Pipeline:
         if isinstance(inputs, Mixture):
             return [self._item_from_mixture(inputs)], False
         if isinstance(inputs, str | os.PathLike):
-            audio, rate = load_audio(inputs, allow_silent=True)
+            audio, rate = load_valid_audio(inputs)
             refs = None if references is None else np.asarray(references, dtype=np.float32)
             return [_Item(str(inputs), audio, rate, path=str(inputs), references=refs)], False
         raise TypeError(f"cannot run the pipeline on {type(inputs).__name__}")
@@ -331,8 +336,17 @@ class Pipeline:
 
         Returns:
             A :class:`PipelineResult`, or a list of them for a list or ``[B, T]`` input.
+
+        Raises:
+            amongus.validation.InvalidAudioError: an input refused by the validation policy
+                (silent, shorter than ``MIN_DURATION_SECONDS``, non-finite, unreadable, a
+                ``Mixture`` whose file disagrees with its record...), naming the file or the
+                array input; nothing is scored.
         """
         items, many = self._items_from_inputs(inputs, sample_rate, references)
+        for item in items:
+            if item.path is None:  # arrays; files were checked as they were read
+                check_audio(item.audio, item.rate, path=f"array input {item.key}")
         results: list[PipelineResult] = []
         for batch in _batches_by_rate(items, self.batch_size):
             results.extend(self._run_batch(batch))
@@ -490,8 +504,10 @@ class Pipeline:
             limit: evaluate only the first ``limit`` mixtures.
 
         Memory does not grow with the number of mixtures: audio is dropped after each batch and
-        only small per-mixture and per-stream rows are kept. Missing, unreadable or malformed
-        inputs are counted in ``report.skipped`` with their reason, never dropped silently.
+        only small per-mixture and per-stream rows are kept. Malformed manifest lines and
+        mixtures refused by the validation policy (:mod:`amongus.validation`: missing,
+        unreadable, silent, too short, rate or length unlike the record...) are counted in
+        ``report.skipped`` with their reason code, never scored and never dropped silently.
         """
         from tqdm.auto import tqdm
 

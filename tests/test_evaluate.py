@@ -64,7 +64,7 @@ def test_evaluate_utterances_counts_files_that_fail_to_load(tmp_path):
     report = evaluate_utterances(ToneClassifier(), utterances, progress=False)
     assert report.n_evaluated == 1 and report.n_inputs == 2
     assert report.skipped == [
-        {"id": "gone", "path": str(tmp_path / "gone.wav"), "reason": "file not found"}
+        {"id": "gone", "path": str(tmp_path / "gone.wav"), "reason": "missing: file not found"}
     ]
     assert report.metrics["streams"]["eer"] is None  # one class only: undefined, not invented
 
