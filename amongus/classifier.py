@@ -22,6 +22,7 @@ resamples with :func:`amongus.audio.resample`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -281,6 +282,7 @@ class SpoofClassifier:
         window_hop_seconds: float | None = None,
         spoof_label: str | None = None,
         spoof_index: int | None = None,
+        trust_checkpoint: bool = False,
         **hub_kwargs: Any,
     ) -> SpoofClassifier:
         """Load a classifier from a hub id or a folder written by ``save_pretrained``.
@@ -288,8 +290,18 @@ class SpoofClassifier:
         ``hub_kwargs`` go to both ``from_pretrained`` calls (``revision=``, ``cache_dir=``,
         ``local_files_only=``...). The other options are those of :class:`SpoofClassifier`.
 
+        Loading is safe and strict: a pickled ``pytorch_model.bin`` is read with
+        ``torch.load(weights_only=True)`` and the allowlist of :mod:`amongus.checkpoints`
+        (``model.safetensors`` holds no code), and weights with missing, unexpected or
+        mis-shaped keys are refused rather than left random. ``trust_checkpoint=True`` loads a
+        pickle you trust with ``weights_only=False``; the keys are checked either way.
+
         Raises:
-            OSError: the folder or hub id cannot be loaded (the message names it).
+            OSError: the folder or hub id cannot be found or is not a classifier (the message
+                names it).
+            amongus.checkpoints.CheckpointError: (a ``ValueError``, the separators' error) the
+                weights are refused as unsafe, or do not fit the model; the message names the
+                folder or file, the offending global or keys, and how to proceed.
             ValueError: the spoof class cannot be identified (the message lists the labels).
 
         Example::
@@ -299,7 +311,18 @@ class SpoofClassifier:
             )
             scores = classifier.score([stream_16k])
         """
+        import pickle
+
         from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+        from .checkpoints import (
+            CheckpointError,
+            check_hf_folder_weights,
+            check_loading_info,
+            hf_pickle_weight_files,
+            trusted_safetensors_copy,
+            unsafe_pickle_error,
+        )
 
         source = str(name_or_path)
         # A hub id is "name" or "owner/name"; anything else path-like must be an existing folder.
@@ -311,13 +334,36 @@ class SpoofClassifier:
         )
         if looks_local and not Path(source).expanduser().is_dir():
             raise OSError(f"{source}: no such classifier folder")
-        try:
-            if looks_local:
-                source = str(Path(source).expanduser())
-            model = AutoModelForAudioClassification.from_pretrained(source, **hub_kwargs)
-            feature_extractor = AutoFeatureExtractor.from_pretrained(source, **hub_kwargs)
-        except (OSError, ValueError) as error:
-            raise OSError(f"{source}: cannot load a spoof classifier ({error})") from error
+        if looks_local:
+            source = str(Path(source).expanduser())
+            # before transformers unpickles anything (its own check does not name the folder)
+            check_hf_folder_weights(source, trust_checkpoint=trust_checkpoint)
+        model_kwargs = dict(hub_kwargs)
+        # report mis-shaped keys instead of raising without naming them; refused below
+        model_kwargs["ignore_mismatched_sizes"] = True
+        with contextlib.ExitStack() as stack:
+            weights_from = source
+            if trust_checkpoint and looks_local and hf_pickle_weight_files(source):
+                # transformers unpickles with weights_only=True whatever it is told
+                weights_from = str(stack.enter_context(trusted_safetensors_copy(source)))
+            try:
+                model, loading_info = AutoModelForAudioClassification.from_pretrained(
+                    weights_from, output_loading_info=True, **model_kwargs
+                )
+                feature_extractor = AutoFeatureExtractor.from_pretrained(source, **hub_kwargs)
+            except pickle.UnpicklingError as error:  # a hub download refused by weights_only
+                if trust_checkpoint:
+                    raise CheckpointError(
+                        f"{source}: transformers refuses the pickled weights even with "
+                        "trust_checkpoint=True; download the model folder (e.g. `hf download "
+                        f"{source} --local-dir DIR`) and load DIR with trust_checkpoint=True"
+                    ) from error
+                raise unsafe_pickle_error(source, error) from error
+            except CheckpointError:
+                raise
+            except (OSError, ValueError) as error:
+                raise OSError(f"{source}: cannot load a spoof classifier ({error})") from error
+        check_loading_info(loading_info, source=source, model_name=type(model).__name__)
         return cls(
             model,
             feature_extractor,

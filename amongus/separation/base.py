@@ -12,13 +12,12 @@ import math
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
+# Defined with the loading code; re-exported here so ``amongus.separation.CheckpointError`` stays.
+from ..checkpoints import CheckpointError  # noqa: F401
+
 logger = logging.getLogger(__name__)
 _WARNED_SHORT: set[tuple[str, int]] = set()
 _REGISTRY: dict[str, Callable[..., Separator]] = {}
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded safely or is not in the expected format."""
 
 
 @runtime_checkable

@@ -2,11 +2,14 @@
 
 Asteroid publishes a model as one ``torch.save``'d dict (``pytorch_model.bin`` on the hub, e.g.
 ``JorisCos/ConvTasNet_Libri2Mix_sepnoisy_16k``) with ``model_name``, ``model_args`` (holding
-``sample_rate``), ``state_dict`` and ``infos``. It is read here with
-``torch.load(weights_only=True)``, allowing only the plain types such packages contain
-(``TorchVersion`` in ``infos``, numpy scalars in results); anything else is refused unless
-``trust_checkpoint=True``. A ``.safetensors`` state dict with a JSON config (``model_name``,
-``model_args``) next to it is accepted too.
+``sample_rate``), ``state_dict`` and ``infos``. It is read with
+:func:`amongus.checkpoints.load_weights` (``torch.load(weights_only=True)``, zip or legacy format),
+allowing only the plain types such packages contain (``TorchVersion`` in ``infos``, numpy
+scalars in the recipe's metric averages, under their numpy 1.x and 2.x names); anything else is
+refused with :class:`~amongus.checkpoints.CheckpointError` unless ``trust_checkpoint=True``. The
+weights must fit the model exactly (:func:`amongus.checkpoints.load_state_dict_strict`). A
+``.safetensors`` state dict with a JSON config (``model_name``, ``model_args``) next to it is
+accepted too.
 
 The rate is read from the checkpoint and can be overridden with ``sample_rate=``: some published
 16 kHz checkpoints say 8000. The override declares the rate the model is fed; the model's own
@@ -18,11 +21,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
-from .base import CheckpointError, SeparatorBase, hash_files, register_separator, run_by_length
+from ..checkpoints import CheckpointError, load_state_dict_strict, load_weights
+from .base import SeparatorBase, hash_files, register_separator, run_by_length
 from .chunking import MODEL_CHUNK_SECONDS, MODEL_OVERLAP_SECONDS
 from .limits import model_min_samples
 from .scale import MODEL_DEFAULT_SCALE, check_output_scale
@@ -32,18 +35,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_CONVTASNET = "JorisCos/ConvTasNet_Libri2Mix_sepnoisy_16k"
 PACKAGE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt")
 PACKAGE_KEYS = ("model_name", "model_args", "state_dict")
-
-
-def _safe_globals() -> list:
-    import numpy as np
-    import torch
-
-    try:
-        from numpy._core.multiarray import scalar
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import scalar
-    dtypes = [type(np.dtype(name)) for name in ("float64", "float32", "int64", "int32", "bool")]
-    return [torch.torch_version.TorchVersion, scalar, np.dtype, *dtypes]
 
 
 def resolve_asteroid_file(source: str | os.PathLike) -> Path:
@@ -97,37 +88,28 @@ def load_asteroid_package(
     """Read an Asteroid package dict (``model_name``, ``model_args``, ``state_dict``) safely.
 
     Returns the dict and the files it came from (for the weights hash).
+
+    Raises:
+        CheckpointError: the file is unsafe (see :func:`amongus.checkpoints.load_weights`),
+            unreadable, or not an Asteroid package.
     """
-    import torch
-
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         config_path = _config_for(path)
         try:
-            package = json.loads(config_path.read_text(encoding="utf-8"))
+            package = json.loads(config_path.read_text(encoding="utf-8-sig"))
         except json.JSONDecodeError as error:
             raise CheckpointError(f"{config_path}: invalid JSON ({error})") from error
-        package["state_dict"] = load_file(str(path))
+        if not isinstance(package, dict):
+            raise CheckpointError(f"{config_path}: expected a JSON object")
+        package["state_dict"] = load_weights(path)
         files = [config_path, path]
     else:
-        try:
-            if trust_checkpoint:
-                package = torch.load(path, map_location="cpu", weights_only=False)
-            else:
-                with torch.serialization.safe_globals(_safe_globals()):
-                    package = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as error:
-            raise CheckpointError(
-                f"{path}: refused by torch.load(weights_only=True): it holds Python objects "
-                f"beyond tensors and plain data ({str(error).splitlines()[0][:200]}). Loading it "
-                "could run arbitrary code; pass trust_checkpoint=True only if you trust this file."
-            ) from error
-        except Exception as error:  # truncated or foreign files
-            raise CheckpointError(f"{path}: not a readable torch checkpoint ({error})") from error
+        package = load_weights(path, trust_checkpoint=trust_checkpoint)
         files = [path]
     if not isinstance(package, dict) or any(key not in package for key in PACKAGE_KEYS):
-        found = sorted(package)[:10] if isinstance(package, dict) else type(package).__name__
+        found = (
+            sorted(map(str, package))[:10] if isinstance(package, dict) else type(package).__name__
+        )
         raise CheckpointError(
             f"{path}: not an Asteroid model package: expected keys {', '.join(PACKAGE_KEYS)}, "
             f"found {found} (a Lightning training checkpoint must be exported with "
@@ -137,7 +119,12 @@ def load_asteroid_package(
 
 
 def build_asteroid_model(package: dict[str, Any], *, source: str = "checkpoint"):
-    """Instantiate ``package["model_name"]`` (an Asteroid ``BaseModel``) and load its weights."""
+    """Instantiate ``package["model_name"]`` (an Asteroid ``BaseModel``) and load its weights.
+
+    Raises:
+        CheckpointError: an unknown model name, arguments the class does not take, or weights
+            with missing, unexpected or mis-shaped keys (listed in the message).
+    """
     from asteroid import models as asteroid_models
     from asteroid.models.base_models import BaseModel
 
@@ -148,11 +135,13 @@ def build_asteroid_model(package: dict[str, Any], *, source: str = "checkpoint")
         model_class = None
     if not (isinstance(model_class, type) and issubclass(model_class, BaseModel)):
         raise CheckpointError(f"{source}: model_name {name!r} is not an Asteroid model class")
+    if not isinstance(package["model_args"], dict):
+        raise CheckpointError(f"{source}: model_args must be a dict of {name}'s arguments")
     try:
-        model = model_class(**dict(package["model_args"]))
-        model.load_state_dict(package["state_dict"])
+        model = model_class(**package["model_args"])
     except Exception as error:
-        raise CheckpointError(f"{source}: weights do not fit {name} ({error})") from error
+        raise CheckpointError(f"{source}: model_args do not build {name} ({error})") from error
+    load_state_dict_strict(model, package["state_dict"], source=source)
     return model
 
 
@@ -165,7 +154,8 @@ class ConvTasNetSeparator(SeparatorBase):
         device: where the model runs; outputs come back on the input's device.
         output_scale: see ``amongus.separation.scale`` (default ``"projection"``).
         sample_rate: the rate the model is fed, overriding the checkpoint's.
-        trust_checkpoint: allow unpickling arbitrary objects (``weights_only=False``).
+        trust_checkpoint: allow unpickling arbitrary objects (``weights_only=False``): only for
+            a file whose source you trust. The weights must fit the model either way.
     """
 
     def __init__(

@@ -1,91 +1,103 @@
 """SpeechBrain SepFormer adapter.
 
 Loads the format of ``speechbrain/sepformer-wsj02mix`` (a folder, local or on the Hugging Face
-Hub, with ``hyperparams.yaml`` and ``encoder.ckpt``, ``masknet.ckpt``, ``decoder.ckpt``) through
-``SepformerSeparation.from_hparams`` and runs ``separate_batch``, converting SpeechBrain's
-``[B, T, n_src]`` to ``[B, n_src, T]`` once. The rate comes from ``sample_rate`` in the
-hyperparameters (8000 for wsj02mix).
+Hub, with ``hyperparams.yaml`` and ``encoder.ckpt``, ``masknet.ckpt``, ``decoder.ckpt``) and runs
+``SepformerSeparation.separate_batch``, converting SpeechBrain's ``[B, T, n_src]`` to
+``[B, n_src, T]`` once. The rate comes from ``sample_rate`` in the hyperparameters (8000 for
+wsj02mix).
 
-Safety: ``hyperparams.yaml`` is HyperPyYAML, which can construct any Python object; the file is
-checked first and only SpeechBrain model classes, ``torch.nn`` and seeding calls are allowed
-unless ``trust_checkpoint=True``. The ``.ckpt`` state dicts are checked with
-``torch.load(weights_only=True)``.
+Safety and strictness (unless ``trust_checkpoint=True``):
+
+* ``hyperparams.yaml`` is HyperPyYAML, which can construct any Python object; it is checked by
+  :mod:`amongus.separation.yaml_safety` before anything is built (an exact allowlist of the
+  SpeechBrain classes published inference files use);
+* each module's ``<name>.ckpt`` is read with :func:`amongus.checkpoints.load_weights`
+  (``torch.load(weights_only=True)``, zip or legacy format) and loaded with
+  :func:`amongus.checkpoints.load_state_dict_strict`: a missing, unexpected or mis-shaped key
+  raises :class:`~amongus.checkpoints.CheckpointError` (SpeechBrain's own pretrainer only logs
+  them and leaves the missing layers random). Strict loading applies with
+  ``trust_checkpoint=True`` too.
+
+The weights are loaded here rather than by SpeechBrain's ``Pretrainer``, which would also fetch
+files named in its ``paths`` from the hub.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 from pathlib import Path
 
-from .base import CheckpointError, SeparatorBase, hash_files, register_separator, run_by_length
+from ..checkpoints import CheckpointError, load_state_dict_strict, load_weights
+from .base import SeparatorBase, hash_files, register_separator, run_by_length
 from .chunking import MODEL_CHUNK_SECONDS, MODEL_OVERLAP_SECONDS
 from .limits import model_min_samples, sepformer_max_samples
 from .scale import MODEL_DEFAULT_SCALE, check_output_scale
+from .yaml_safety import load_hyperparams
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SEPFORMER = "speechbrain/sepformer-wsj02mix"
 SEPFORMER_FILES = ("hyperparams.yaml", "encoder.ckpt", "masknet.ckpt", "decoder.ckpt")
+SEPFORMER_MODULES = ("encoder", "masknet", "decoder")
 
-# HyperPyYAML tags that build objects, and the targets a separation checkpoint may name.
-_TAG = re.compile(r"!(new|name|apply|module|include)\s*:\s*([A-Za-z_][\w.]*)")
-_ALLOWED_TARGETS = (
-    "speechbrain.lobes.models.",
-    "speechbrain.nnet.",
-    "speechbrain.processing.",
-    "speechbrain.utils.parameter_transfer.Pretrainer",
-    "torch.nn.",
-    "torch.manual_seed",
-    "torch.cuda.manual_seed_all",
-    "random.seed",
-    "numpy.random.seed",
-)
+
+def load_sepformer_weights(folder: Path, hparams: dict, *, trust_checkpoint: bool = False) -> None:
+    """Load ``<name>.ckpt`` of ``folder`` into each module the hyperparameters declare, strictly.
+
+    The pretrainer's ``loadables`` name the modules (``encoder``, ``masknet``, ``decoder`` in
+    published files); a file named in its ``paths`` is looked up by its base name in ``folder``.
+    Every entry of ``modules`` must receive weights: one left out would stay random.
+
+    Raises:
+        CheckpointError: a module or file is missing, a file is unsafe or unreadable, or its
+            keys or shapes do not fit the module (the message lists them).
+    """
+    from speechbrain.utils.checkpoints import hook_on_loading_state_dict_checkpoint
+
+    yaml_path = folder / "hyperparams.yaml"
+    modules = hparams.get("modules")
+    if not isinstance(modules, dict) or any(name not in modules for name in SEPFORMER_MODULES):
+        found = sorted(modules) if isinstance(modules, dict) else type(modules).__name__
+        raise CheckpointError(
+            f"{yaml_path}: 'modules' must hold {', '.join(SEPFORMER_MODULES)}, found {found}"
+        )
+    pretrainer = hparams.get("pretrainer")
+    loadables = dict(getattr(pretrainer, "loadables", None) or {}) or {
+        name: modules[name] for name in SEPFORMER_MODULES
+    }
+    paths = dict(getattr(pretrainer, "paths", None) or {})
+    unloaded = [
+        name
+        for name, module in modules.items()
+        if module is not None
+        and any(True for _ in module.parameters())
+        and not any(module is loadable for loadable in loadables.values())
+    ]
+    if unloaded:
+        raise CheckpointError(
+            f"{yaml_path}: the pretrainer loads no weights into modules {', '.join(unloaded)}; "
+            "they would stay random"
+        )
+    for name, module in loadables.items():
+        # only the base name: a path in the YAML must not lead outside the folder
+        weights_path = folder / Path(str(paths.get(name, f"{name}.ckpt"))).name
+        state = load_weights(weights_path, trust_checkpoint=trust_checkpoint)
+        if isinstance(state, dict):
+            # SpeechBrain's renames of old key spellings (e.g. ".mutihead_attn"), as its loader
+            state = hook_on_loading_state_dict_checkpoint(state)
+        load_state_dict_strict(module, state, source=weights_path)
 
 
 def check_hyperparams(path: Path, *, trust_checkpoint: bool = False) -> None:
-    """Refuse a ``hyperparams.yaml`` that would construct objects outside the allowed list."""
-    text = path.read_text(encoding="utf-8")
-    if trust_checkpoint:
-        return
-    refused = sorted(
-        {
-            f"!{kind}:{target}"
-            for kind, target in _TAG.findall(text)
-            if kind in ("module", "include") or not target.startswith(_ALLOWED_TARGETS)
-        }
-    )
-    if refused:
-        raise CheckpointError(
-            f"{path}: constructs objects outside SpeechBrain/torch.nn model classes "
-            f"({', '.join(refused)}); HyperPyYAML would run them. Pass trust_checkpoint=True only "
-            "if you trust this file."
-        )
-
-
-def check_state_dict_file(path: Path, *, trust_checkpoint: bool = False) -> None:
-    """Refuse a ``.ckpt`` that is not a plain tensor state dict (``weights_only=True`` load)."""
-    import pickle
-
-    import torch
+    """Refuse a ``hyperparams.yaml`` that could build objects outside the allowlist of
+    :mod:`amongus.separation.yaml_safety` (no-op with ``trust_checkpoint=True``)."""
+    from .yaml_safety import check_hyperparams_text
 
     if trust_checkpoint:
         return
-    try:
-        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError) as error:
-        if "mmap" in str(error):  # legacy (non-zip) serialisation cannot be memory-mapped
-            try:
-                torch.load(path, map_location="cpu", weights_only=True)
-                return
-            except Exception as inner:  # noqa: BLE001 - reported below
-                error = inner
-        raise CheckpointError(
-            f"{path}: not loadable with torch.load(weights_only=True) ({str(error).splitlines()[0]}); "
-            "it may contain arbitrary Python objects. Pass trust_checkpoint=True only if you "
-            "trust this file."
-        ) from error
+    path = Path(path)
+    check_hyperparams_text(path.read_text(encoding="utf-8-sig"), source=path)
 
 
 def resolve_sepformer_folder(source: str | os.PathLike, *, savedir: str | None = None) -> Path:
@@ -146,7 +158,13 @@ class SepformerSeparator(SeparatorBase):
         sample_rate: declare the rate the model expects when the hyperparameters lack it or
             state it wrongly (default: ``sample_rate`` from ``hyperparams.yaml``).
         savedir: where hub files are linked (default: only the Hugging Face cache).
-        trust_checkpoint: skip the safety checks of the YAML and state dicts.
+        trust_checkpoint: skip the safety checks of the YAML and state dicts (runs any code
+            they hold; keys are still checked).
+
+    Raises:
+        CheckpointError: the folder is incomplete, a file is refused as unsafe, or the weights do
+            not fit the model (missing, unexpected or mis-shaped keys); the message names the
+            file and what to do.
 
     Example:
         >>> sep = SepformerSeparator("speechbrain/sepformer-wsj02mix")  # doctest: +SKIP
@@ -167,15 +185,14 @@ class SepformerSeparator(SeparatorBase):
         self.output_scale = check_output_scale(output_scale)
         self.source = str(source)
         folder = resolve_sepformer_folder(source, savedir=savedir)
-        check_hyperparams(folder / "hyperparams.yaml", trust_checkpoint=trust_checkpoint)
-        for name in SEPFORMER_FILES[1:]:
-            check_state_dict_file(folder / name, trust_checkpoint=trust_checkpoint)
+        hparams = load_hyperparams(folder / "hyperparams.yaml", trust_checkpoint=trust_checkpoint)
+        load_sepformer_weights(folder, hparams, trust_checkpoint=trust_checkpoint)
 
         from speechbrain.inference.separation import SepformerSeparation
 
         try:
-            self.model = SepformerSeparation.from_hparams(
-                source=str(folder), savedir=None, run_opts={"device": device}
+            self.model = SepformerSeparation(
+                modules=hparams["modules"], hparams=hparams, run_opts={"device": device}
             )
         except Exception as error:
             raise CheckpointError(
