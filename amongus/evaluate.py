@@ -44,14 +44,23 @@ def _listing(source: Any, split: str | None):
     """``(utterances, problems, description)`` from a path, a CorpusListing or utterances."""
     from .corpora import load_utterances
     from .corpora.base import CorpusListing
+    from .manifest import check_unique_ids
 
     if isinstance(source, str | os.PathLike):
-        listing = load_utterances(source, split)
+        listing = load_utterances(source, split)  # its readers refuse repeated ids
         return listing.utterances, list(listing.problems), str(source)
     if isinstance(source, CorpusListing):
-        return source.utterances, list(source.problems), source.root or "corpus listing"
-    utterances = list(source)
-    return utterances, [], f"{len(utterances)} utterances"
+        utterances, problems, description = (
+            source.utterances,
+            list(source.problems),
+            source.root or "corpus listing",
+        )
+    else:
+        utterances = list(source)
+        problems, description = [], f"{len(utterances)} utterances"
+    # ids key the score file: refuse a repeat before scoring, not when the report is saved
+    check_unique_ids(utterances, where=f"{description}: utterance")
+    return utterances, problems, description
 
 
 def evaluate_utterances(
@@ -165,16 +174,24 @@ def evaluate_utterances(
 
 
 def cross_dataset_table(reports: dict[str, EvaluationReport]) -> str:
-    """One line per evaluated corpus: n, EER, AUC, accuracy (the course-style comparison)."""
-    lines = [f"{'corpus':<40} {'n':>6} {'EER %':>7} {'AUC':>6} {'acc':>6}"]
+    """One line per evaluated corpus: n, EER, minDCF, actDCF (ASVspoof 5 costs, at each
+    report's spoof threshold), AUC, accuracy (the course-style comparison)."""
+
+    def number(value: float | None, scale: float = 1.0, digits: int = 3) -> str:
+        return "-" if value is None else f"{scale * value:.{digits}f}"
+
+    header = ("corpus", "n", "EER %", "minDCF", "actDCF", "AUC", "acc")
+    lines = ["{:<40} {:>6} {:>7} {:>7} {:>7} {:>6} {:>6}".format(*header)]
     for name, report in reports.items():
         metrics = report.metrics["streams"]
         if metrics is None:
-            lines.append(f"{name:<40} {0:>6} {'-':>7} {'-':>6} {'-':>6}")
+            lines.append(f"{name:<40} {0:>6} {'-':>7} {'-':>7} {'-':>7} {'-':>6} {'-':>6}")
             continue
-        eer = "-" if metrics["eer"] is None else f"{100 * metrics['eer']:.2f}"
-        auc = "-" if metrics["auc"] is None else f"{metrics['auc']:.3f}"
-        lines.append(f"{name:<40} {metrics['n']:>6} {eer:>7} {auc:>6} {metrics['accuracy']:>6.3f}")
+        lines.append(
+            f"{name:<40} {metrics['n']:>6} {number(metrics['eer'], 100, 2):>7} "
+            f"{number(metrics.get('min_dcf')):>7} {number(metrics.get('act_dcf')):>7} "
+            f"{number(metrics['auc']):>6} {metrics['accuracy']:>6.3f}"
+        )
     return "\n".join(lines)
 
 

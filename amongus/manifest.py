@@ -3,6 +3,13 @@
 Manifests are data, not code: plain dataclasses with ``to_dict``/``from_dict``, one record per
 line, validated before they are written, read lazily. A mixture records every source's path,
 offset and gain, so it can be rendered again from its sources.
+
+Ids are keys: an utterance id (or a mixture id) appears once per manifest. Every reader and
+writer of records refuses a repeated id with :class:`DuplicateIdError`, which names the id and
+both places (``file:line`` or file paths); :class:`UniqueIds` is the one check they all share.
+Text is read as ``utf-8-sig``, so a byte-order mark left by a Windows editor is not part of
+the first record. Ids written into whitespace-separated files go through :func:`encode_field`,
+which is reversible (:func:`decode_field`), so two ids never merge into one.
 """
 
 from __future__ import annotations
@@ -10,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,19 +158,150 @@ class Mixture:
 Record = Utterance | Mixture
 
 
+# ---------------------------------------------------------------------------- unique ids
+class DuplicateIdError(ValueError):
+    """An id that must be unique was seen twice.
+
+    Attributes:
+        id: the repeated id.
+        first, second: where it was seen (``"file:line"``, a file path, ``"row 3"``).
+        what: what kind of id (``"utterance id"``, ``"mixture id"``...).
+    """
+
+    def __init__(self, id: str, first: str, second: str, *, what: str = "id"):
+        self.id, self.first, self.second, self.what = id, first, second, what
+        super().__init__(f"duplicate {what} {id!r}: {first} and {second}")
+
+
+class UniqueIds:
+    """Where each id was first seen; :meth:`add` refuses a second one.
+
+    The one duplicate check of every reader and writer (manifests, corpus readers, score files),
+    so they all refuse alike.
+
+    >>> ids = UniqueIds("utterance id")
+    >>> ids.add("U1", "utts.jsonl:1")
+    >>> ids.add("U1", "utts.jsonl:2")
+    Traceback (most recent call last):
+    ...
+    amongus.manifest.DuplicateIdError: duplicate utterance id 'U1': utts.jsonl:1 and utts.jsonl:2
+    """
+
+    def __init__(self, what: str = "id"):
+        self.what = what
+        self._first: dict[tuple[str, str], str] = {}
+
+    def add(self, id: str, where: str, *, what: str | None = None) -> None:
+        """Remember ``id`` as seen at ``where``; ``what`` (default: the one given at
+        construction) is both the namespace and the word in the message, so one instance can
+        hold utterance and mixture ids apart.
+
+        Raises:
+            DuplicateIdError: ``id`` was added before (the message names both places).
+        """
+        what = what or self.what
+        key = (what, id)
+        if key in self._first:
+            raise DuplicateIdError(id, self._first[key], where, what=what)
+        self._first[key] = where
+
+    def update(self, other: UniqueIds) -> None:
+        """Add every id of ``other`` (with where it was seen there).
+
+        Raises:
+            DuplicateIdError: an id of ``other`` is already here.
+        """
+        for (what, id), where in other._first.items():
+            self.add(id, where, what=what)
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+
+def record_key(record: Record) -> tuple[str, str]:
+    """``("mixture id", mixture_id)`` or ``("utterance id", utt_id)``: the unique key of a
+    record (a manifest may hold both kinds; their ids are separate namespaces)."""
+    if isinstance(record, Mixture):
+        return "mixture id", record.mixture_id
+    return "utterance id", record.utt_id
+
+
+def check_unique_ids(records: Iterable[Record], *, where: str = "record") -> None:
+    """Refuse records that repeat an id (``where`` names the collection in the message).
+
+    Raises:
+        DuplicateIdError: naming the id and the two record positions (1-based).
+    """
+    seen = UniqueIds()
+    for number, record in enumerate(records, start=1):
+        what, id = record_key(record)
+        seen.add(id, f"{where} {number}", what=what)
+
+
+# ---------------------------------------------------------------------------- text fields
+def encode_field(text: Any) -> str:
+    """One field of a whitespace-separated text file (score files, the study's metadata lines),
+    reversibly: ``%``, whitespace and unprintable characters are percent-encoded (their UTF-8
+    bytes as ``%XX``, as in URLs), so ``"real/a b"`` becomes ``"real/a%20b"`` and stays distinct
+    from ``"real/a_b"``. Fields without such characters (every ASVspoof id and system name) are
+    written unchanged. :func:`decode_field` gives the text back.
+
+    Raises:
+        ValueError: an empty field.
+
+    >>> encode_field("real/a b"), encode_field("LA_E_1"), encode_field("5%")
+    ('real/a%20b', 'LA_E_1', '5%25')
+    """
+    text = str(text)
+    if not text:
+        raise ValueError("empty field")
+    return "".join(
+        char
+        if char != "%" and char.isprintable() and not char.isspace()
+        else "".join(f"%{byte:02X}" for byte in char.encode("utf-8"))
+        for char in text
+    )
+
+
+def decode_field(field: str) -> str:
+    """The text :func:`encode_field` encoded (``%XX`` sequences decoded as UTF-8).
+
+    Raises:
+        ValueError: the ``%XX`` sequences are not valid UTF-8.
+
+    >>> decode_field("real/a%20b")
+    'real/a b'
+    """
+    from urllib.parse import unquote
+
+    try:
+        return unquote(field, errors="strict")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"field {field!r}: percent-encoded bytes are not UTF-8 ({error})"
+        ) from None
+
+
+# ---------------------------------------------------------------------------- JSONL
 def write_jsonl(path: str | os.PathLike, records: Iterable[Record]) -> Path:
-    """Validate every record, then write them atomically, one JSON object per line."""
+    """Validate every record, then write them atomically, one JSON object per line.
+
+    Raises:
+        ValueError: an invalid record (nothing is written).
+        DuplicateIdError: two records share an id (nothing is written).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = []
-    for record in records:
+    seen = UniqueIds()
+    for number, record in enumerate(records, start=1):
         record.validate()
+        what, id = record_key(record)
+        seen.add(id, f"{path} record {number}", what=what)
         lines.append(json.dumps(record.to_dict(), sort_keys=True, ensure_ascii=False))
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write("".join(line + "\n" for line in lines))
-    os.replace(tmp_name, path)
-    return path
+    from .fsutil import atomic_write_text  # the umask's mode; OutputError naming the file
+
+    return atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
 def iter_jsonl(
@@ -174,18 +311,39 @@ def iter_jsonl(
 
     A well-formed line gives ``(n, record, None)``; a malformed one ``(n, None, problem)``, so
     callers that count bad lines (``Pipeline.evaluate``) and callers that stop at the first one
-    (:func:`read_jsonl`) share one parser. ``kind`` is as in :func:`read_jsonl`.
+    (:func:`read_jsonl`) share one parser. ``kind`` is as in :func:`read_jsonl`. A leading
+    byte-order mark is ignored.
+
+    Raises:
+        DuplicateIdError: a record repeats the id of an earlier one (the message names the file,
+            the id and both line numbers): which of two conflicting records is meant cannot be
+            known, so the manifest is refused rather than a line skipped.
     """
-    with open(path, encoding="utf-8") as handle:
+    seen = UniqueIds()
+    with open(path, encoding="utf-8-sig") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
                 data = json.loads(line)
                 record_kind = kind or (Mixture if "sources" in data else Utterance)
-                yield line_number, record_kind.from_dict(data), None
+                record = record_kind.from_dict(data)
             except (ValueError, KeyError, TypeError) as error:
                 yield line_number, None, f"bad manifest line ({error})"
+                continue
+            what, id = record_key(record)
+            seen.add(id, f"{path}:{line_number}", what=what)
+            yield line_number, record, None
+
+
+def count_records(path: str | os.PathLike, kind: type | None = None) -> int:
+    """The number of non-blank lines of a JSONL manifest (malformed ones included), after a
+    full pass that checks that no id repeats, so a long run is refused before it starts.
+
+    Raises:
+        DuplicateIdError: as :func:`iter_jsonl`.
+    """
+    return sum(1 for _ in iter_jsonl(path, kind))
 
 
 def read_jsonl(path: str | os.PathLike, kind: type | None = None) -> Iterator[Record]:

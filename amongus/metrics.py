@@ -1,5 +1,5 @@
-"""Metrics for spoof detection: EER, AUC, ROC/DET points, binary and multiclass reports,
-per-group EER, and ASVspoof score files.
+"""Metrics for spoof detection: EER, minDCF and actDCF (ASVspoof 5), AUC, ROC/DET points, binary
+and multiclass reports, per-group EER, and ASVspoof score files.
 
 Conventions (scikit-learn style):
 
@@ -7,10 +7,15 @@ Conventions (scikit-learn style):
   ASVspoof orientation: **higher = bonafide** (the classifier's ``cm_score``). Pass
   ``-spoof_probability`` (or ``cm_score``) rather than ``spoof_probability``;
 * classification metrics (precision, recall, F1) use **spoof as the positive class**;
-* ``*_score`` is higher-better (``auc_score``), ``eer`` and ``*_error`` lower-better.
+* ``*_score`` is higher-better (``auc_score``), ``eer``, ``min_dcf``, ``act_dcf`` and
+  ``*_error`` lower-better;
+* every ranking metric (``eer``, ``min_dcf``, ``act_dcf``, ``auc_score``) runs one shared check
+  and warns (:class:`InvertedScoresWarning`) when the scores look inverted (AUC < 0.5).
 
 :func:`eer` computes exactly what the official ASVspoof 2019 evaluation code
-(``eval_metrics.py``: ``compute_det_curve`` + ``compute_eer``) computes; see its docstring.
+(``eval_metrics.py``: ``compute_det_curve`` + ``compute_eer``) computes; :func:`min_dcf` and
+:func:`act_dcf` what the ASVspoof 5 evaluation package computes for CM-only (track 1)
+evaluation; see their docstrings.
 
 Plots live in :mod:`amongus.plots` and are re-exported here (``plot_roc``, ``plot_det``,
 ``plot_confusion``).
@@ -19,7 +24,6 @@ Plots live in :mod:`amongus.plots` and are re-exported here (``plot_roc``, ``plo
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,18 +33,27 @@ from typing import Any
 import numpy as np
 
 from amongus.labels import BONAFIDE, SPOOF, normalize_label
+from amongus.manifest import UniqueIds, decode_field, encode_field
 from amongus.plots import plot_confusion, plot_det, plot_roc
 
 __all__ = [
+    "ASVSPOOF5_C_FA",
+    "ASVSPOOF5_C_MISS",
+    "ASVSPOOF5_P_SPOOF",
     "AsvspoofScores",
     "CurvePoints",
+    "InvertedScoresWarning",
+    "act_dcf",
     "auc_score",
     "binary_report",
     "det_curve",
     "det_points",
     "eer",
     "eer_by_group",
+    "llr_threshold",
+    "min_dcf",
     "multiclass_report",
+    "normalized_dcf",
     "plot_confusion",
     "plot_det",
     "plot_roc",
@@ -49,6 +62,18 @@ __all__ = [
     "split_scores",
     "write_asvspoof_scores",
 ]
+
+# ASVspoof 5 CM-only (track 1) detection cost parameters: the evaluation plan (Wang et al.,
+# "ASVspoof 5 evaluation plan", 2024, Phase 1 metrics) and the official evaluation package
+# (github.com/asvspoof-challenge/asvspoof5, evaluation-package/calculate_metrics.py:
+# Pspoof = 0.05, Cmiss = 1, Cfa = 10).
+ASVSPOOF5_P_SPOOF = 0.05  # prior probability of a spoofing attack
+ASVSPOOF5_C_MISS = 1.0  # cost of rejecting a bonafide utterance
+ASVSPOOF5_C_FA = 10.0  # cost of accepting a spoof
+
+
+class InvertedScoresWarning(UserWarning):
+    """Scores rank spoof above bonafide (AUC < 0.5): probably the wrong orientation."""
 
 
 # ---------------------------------------------------------------------------- input checks
@@ -74,6 +99,27 @@ def _as_labels(values: Iterable[Any], name: str) -> list[str]:
         except ValueError as error:
             raise ValueError(f"{name}[{index}]: {error}") from None
     return labels
+
+
+def _warn_if_inverted(target: np.ndarray, nontarget: np.ndarray, metric: str) -> float:
+    """The one orientation check of every ranking metric: warn when the AUC is below 0.5.
+
+    Returns the AUC (the probability that a random bonafide score beats a random spoof score,
+    ties half), so :func:`auc_score` needs no second pass.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y_true = np.concatenate((np.ones(target.size), np.zeros(nontarget.size)))
+    value = float(roc_auc_score(y_true, np.concatenate((target, nontarget))))
+    if value < 0.5:
+        warnings.warn(
+            f"{metric}: the scores look inverted (AUC {value:.3f} < 0.5: bonafide scores rank "
+            "below spoof scores); amongus metrics expect higher = bonafide (the ASVspoof "
+            "cm_score): pass cm_score or -spoof_probability, not spoof_probability",
+            InvertedScoresWarning,
+            stacklevel=3,
+        )
+    return value
 
 
 def split_scores(
@@ -135,7 +181,10 @@ def det_curve(
 
 
 def eer(
-    bonafide_scores: Sequence[float] | np.ndarray, spoof_scores: Sequence[float] | np.ndarray
+    bonafide_scores: Sequence[float] | np.ndarray,
+    spoof_scores: Sequence[float] | np.ndarray,
+    *,
+    warn_inverted: bool = True,
 ) -> tuple[float, float]:
     """Equal error rate and its threshold, as the official ASVspoof 2019 code computes them.
 
@@ -153,10 +202,20 @@ def eer(
     Raises:
         ValueError: an empty input or a NaN/infinite score.
 
+    Warns:
+        InvertedScoresWarning: the scores look inverted (AUC < 0.5; the EER is then above 0.5),
+            unless ``warn_inverted=False``.
+
     >>> eer([2.0, 3.0], [0.0, 1.0])
     (0.0, 1.0)
     """
     frr, far, thresholds = det_curve(bonafide_scores, spoof_scores)
+    if warn_inverted:
+        _warn_if_inverted(
+            _as_scores(bonafide_scores, "bonafide_scores"),
+            _as_scores(spoof_scores, "spoof_scores"),
+            "eer",
+        )
     abs_diffs = np.abs(frr - far)
     min_index = int(np.argmin(abs_diffs))
     value = float(np.mean((frr[min_index], far[min_index])))
@@ -226,46 +285,218 @@ def auc_score(
     with spoof as the positive class when ``cm_score`` and ``spoof_probability`` rank alike.
 
     Warns:
-        UserWarning: when the AUC is below 0.5 (the scores look inverted: was
-            ``spoof_probability`` passed where higher should mean bonafide?).
+        InvertedScoresWarning: when the AUC is below 0.5 (the scores look inverted: was
+            ``spoof_probability`` passed where higher should mean bonafide?), unless
+            ``warn_inverted=False``.
     """
     from sklearn.metrics import roc_auc_score
 
-    y_true, scores = _bonafide_positive(bonafide_scores, spoof_scores)
-    value = float(roc_auc_score(y_true, scores))
-    if warn_inverted and value < 0.5:
-        warnings.warn(
-            f"AUC {value:.3f} < 0.5: the scores look inverted (expected higher = bonafide; "
-            "pass cm_score or -spoof_probability)",
-            UserWarning,
-            stacklevel=2,
+    target = _as_scores(bonafide_scores, "bonafide_scores")
+    nontarget = _as_scores(spoof_scores, "spoof_scores")
+    if warn_inverted:
+        return _warn_if_inverted(target, nontarget, "auc_score")
+    y_true, scores = _bonafide_positive(target, nontarget)
+    return float(roc_auc_score(y_true, scores))
+
+
+# ---------------------------------------------------------------------------- DCF (ASVspoof 5)
+def _check_costs(p_spoof: float, c_miss: float, c_fa: float) -> None:
+    if not 0.0 < p_spoof < 1.0:
+        raise ValueError(f"p_spoof must be in (0, 1), got {p_spoof}")
+    if not (c_miss > 0 and c_fa > 0):
+        raise ValueError(f"c_miss and c_fa must be > 0, got {c_miss} and {c_fa}")
+
+
+def normalized_dcf(
+    p_miss: float | np.ndarray,
+    p_fa: float | np.ndarray,
+    *,
+    p_spoof: float = ASVSPOOF5_P_SPOOF,
+    c_miss: float = ASVSPOOF5_C_MISS,
+    c_fa: float = ASVSPOOF5_C_FA,
+) -> float | np.ndarray:
+    """The ASVspoof 5 normalized detection cost of a CM at one operating point.
+
+    ``DCF = (c_miss * (1 - p_spoof) * p_miss + c_fa * p_spoof * p_fa) / DCF_default`` with
+    ``DCF_default = min(c_miss * (1 - p_spoof), c_fa * p_spoof)``, the cost of the better of
+    accepting or rejecting everything (ASVspoof 5 evaluation plan, Phase 1; official
+    ``compute_mindcf``/``compute_actDCF``). With the default ASVspoof 5 parameters
+    (``p_spoof=0.05, c_miss=1, c_fa=10``) ``DCF_default = 0.5``: a CM that accepts everything
+    scores 1.0, and 0 is perfect.
+
+    Args:
+        p_miss: share of bonafide items rejected (false rejection rate), in ``[0, 1]``.
+        p_fa: share of spoof items accepted (false acceptance rate), in ``[0, 1]``.
+        p_spoof, c_miss, c_fa: prior of a spoof, cost of a miss (bonafide rejected) and of a
+            false alarm (spoof accepted).
+
+    Raises:
+        ValueError: ``p_spoof`` outside ``(0, 1)`` or a cost that is not positive.
+
+    >>> normalized_dcf(0.0, 1.0)  # accept everything
+    1.0
+    """
+    _check_costs(p_spoof, c_miss, c_fa)
+    cost = c_miss * (1.0 - p_spoof) * np.asarray(p_miss) + c_fa * p_spoof * np.asarray(p_fa)
+    value = cost / min(c_miss * (1.0 - p_spoof), c_fa * p_spoof)
+    return float(value) if np.ndim(value) == 0 else value
+
+
+def min_dcf(
+    bonafide_scores: Sequence[float] | np.ndarray,
+    spoof_scores: Sequence[float] | np.ndarray,
+    *,
+    p_spoof: float = ASVSPOOF5_P_SPOOF,
+    c_miss: float = ASVSPOOF5_C_MISS,
+    c_fa: float = ASVSPOOF5_C_FA,
+    warn_inverted: bool = True,
+) -> tuple[float, float]:
+    """Minimum normalized DCF over all thresholds, as ASVspoof 5 defines it for CM-only
+    evaluation (track 1's primary metric).
+
+    Scores are **higher = bonafide** (``cm_score``), like :func:`eer`. The cost
+    :func:`normalized_dcf` is evaluated at every point of the ASVspoof DET curve
+    (:func:`det_curve`, so ties are passed one at a time as in :func:`eer`) and the smallest
+    (first, on ties) is taken: this is the official ``compute_mindcf`` of the ASVspoof 5
+    evaluation package (github.com/asvspoof-challenge/asvspoof5,
+    ``evaluation-package/calculate_modules.py``). Defaults are the ASVspoof 5 CM parameters
+    from its evaluation plan: ``p_spoof = 0.05``, ``c_miss = 1``, ``c_fa = 10``. It is at most
+    1.0 (accepting everything is one of the points).
+
+    Returns:
+        ``(min_dcf, threshold)``: the cost and the threshold reaching it (items scoring above it
+        are accepted as bonafide).
+
+    Raises:
+        ValueError: an empty input, a NaN/infinite score, or invalid costs.
+
+    Warns:
+        InvertedScoresWarning: the scores look inverted (AUC < 0.5), unless
+            ``warn_inverted=False``.
+
+    >>> min_dcf([2.0, 3.0], [0.0, 1.0])
+    (0.0, 1.0)
+    """
+    _check_costs(p_spoof, c_miss, c_fa)
+    frr, far, thresholds = det_curve(bonafide_scores, spoof_scores)
+    if warn_inverted:
+        _warn_if_inverted(
+            _as_scores(bonafide_scores, "bonafide_scores"),
+            _as_scores(spoof_scores, "spoof_scores"),
+            "min_dcf",
         )
-    return value
+    costs = normalized_dcf(frr, far, p_spoof=p_spoof, c_miss=c_miss, c_fa=c_fa)
+    index = int(np.argmin(costs))
+    return float(costs[index]), float(thresholds[index])
+
+
+def act_dcf(
+    bonafide_scores: Sequence[float] | np.ndarray,
+    spoof_scores: Sequence[float] | np.ndarray,
+    *,
+    threshold: float,
+    p_spoof: float = ASVSPOOF5_P_SPOOF,
+    c_miss: float = ASVSPOOF5_C_MISS,
+    c_fa: float = ASVSPOOF5_C_FA,
+    warn_inverted: bool = True,
+) -> float:
+    """Actual normalized DCF: the ASVspoof 5 cost of the decisions made at ``threshold``.
+
+    Scores are **higher = bonafide**; an item is accepted as bonafide when its score is
+    ``>= threshold`` (the official ``compute_actDCF`` rule: misses are bonafide scores below
+    the threshold, false alarms spoof scores at or above it). Unlike :func:`min_dcf` it
+    measures calibration too: a good ranking with a badly placed threshold costs.
+
+    The official package fixes the threshold at the Bayes decision threshold for scores that
+    are log-likelihood ratios, :func:`llr_threshold` (``-log(1.9)`` for the ASVspoof 5
+    parameters); pass that when the scores are calibrated LLRs, or the threshold the system
+    actually decides with. Defaults are the ASVspoof 5 CM parameters (``p_spoof = 0.05``,
+    ``c_miss = 1``, ``c_fa = 10``; evaluation plan, Phase 1).
+
+    Raises:
+        ValueError: an empty input, a NaN/infinite score or threshold, or invalid costs.
+
+    Warns:
+        InvertedScoresWarning: the scores look inverted (AUC < 0.5), unless
+            ``warn_inverted=False``.
+
+    >>> act_dcf([2.0, 3.0], [0.0, 2.5], threshold=2.5)  # one miss, one false alarm
+    1.45
+    """
+    _check_costs(p_spoof, c_miss, c_fa)
+    target = _as_scores(bonafide_scores, "bonafide_scores")
+    nontarget = _as_scores(spoof_scores, "spoof_scores")
+    if not np.isfinite(threshold):
+        raise ValueError(f"threshold must be finite, got {threshold}")
+    if warn_inverted:
+        _warn_if_inverted(target, nontarget, "act_dcf")
+    p_miss = float(np.mean(target < threshold))
+    p_fa = float(np.mean(nontarget >= threshold))
+    return normalized_dcf(p_miss, p_fa, p_spoof=p_spoof, c_miss=c_miss, c_fa=c_fa)
+
+
+def llr_threshold(
+    *,
+    p_spoof: float = ASVSPOOF5_P_SPOOF,
+    c_miss: float = ASVSPOOF5_C_MISS,
+    c_fa: float = ASVSPOOF5_C_FA,
+) -> float:
+    """The Bayes decision threshold for bonafide-vs-spoof log-likelihood-ratio scores:
+    ``-log(c_miss * (1 - p_spoof) / (c_fa * p_spoof))`` (the threshold the ASVspoof 5 package
+    uses for actDCF). About ``-0.642`` for the ASVspoof 5 parameters.
+
+    >>> round(llr_threshold(), 3)
+    -0.642
+    """
+    _check_costs(p_spoof, c_miss, c_fa)
+    return float(-np.log(c_miss * (1.0 - p_spoof) / (c_fa * p_spoof)))
 
 
 # ---------------------------------------------------------------------------- reports
+def _decision_dcf(truth: list[str], predicted: list[str], **costs: float) -> float:
+    """The normalized DCF of hard decisions (both classes present)."""
+    bonafide = [guess for label, guess in zip(truth, predicted, strict=True) if label == BONAFIDE]
+    spoof = [guess for label, guess in zip(truth, predicted, strict=True) if label == SPOOF]
+    p_miss = sum(guess == SPOOF for guess in bonafide) / len(bonafide)
+    p_fa = sum(guess == BONAFIDE for guess in spoof) / len(spoof)
+    return normalized_dcf(p_miss, p_fa, **costs)
+
+
 def binary_report(
     true_labels: Sequence[Any],
     predicted_labels: Sequence[Any],
     spoof_probability: Sequence[float] | np.ndarray | None = None,
     *,
     cm_scores: Sequence[float] | np.ndarray | None = None,
+    decisions: str | None = None,
+    p_spoof: float = ASVSPOOF5_P_SPOOF,
+    c_miss: float = ASVSPOOF5_C_MISS,
+    c_fa: float = ASVSPOOF5_C_FA,
 ) -> dict[str, Any]:
     """Per-stream (or per-utterance) binary report, JSON-serialisable.
 
     Args:
         true_labels, predicted_labels: ``"bonafide"``/``"spoof"`` (any spelling) or ``0``/``1``.
-        spoof_probability: higher = spoof; used for EER and AUC when ``cm_scores`` is not given.
-        cm_scores: higher = bonafide; preferred for EER and AUC (no ties from saturated
+        spoof_probability: higher = spoof; used for EER, minDCF and AUC when ``cm_scores`` is
+            not given.
+        cm_scores: higher = bonafide; preferred for EER, minDCF and AUC (no ties from saturated
             probabilities).
+        decisions: how ``predicted_labels`` were made (e.g. ``"spoof if spoof_probability >=
+            0.5"``), recorded as ``decisions``: actDCF is the cost of exactly those decisions.
+        p_spoof, c_miss, c_fa: DCF parameters (default: ASVspoof 5 CM, see :func:`min_dcf`).
 
     Returns:
         ``n``, ``n_bonafide``, ``n_spoof``, ``n_predicted_spoof``; ``accuracy``, ``precision``,
         ``recall``, ``f1`` (positive class spoof, ``zero_division=0``); ``eer``,
-        ``eer_threshold`` (in the units of ``score_used``), ``auc`` and ``score_used``
-        (``"cm_score"``, ``"spoof_probability"`` or ``None``; EER and AUC are ``None`` without
-        scores or when a class is missing); ``confusion_matrix`` (rows true, columns predicted,
-        order ``labels``); ``labels``; ``notes``.
+        ``eer_threshold`` and ``min_dcf_threshold`` (in the units of ``score_used``),
+        ``min_dcf``, ``auc`` and ``score_used`` (``"cm_score"``, ``"spoof_probability"`` or
+        ``None``; these are ``None`` without scores or when a class is missing); ``act_dcf``
+        (the normalized DCF of ``predicted_labels``: no scores needed, ``None`` when a class
+        is missing), ``decisions``, ``dcf_parameters``; ``confusion_matrix`` (rows true,
+        columns predicted, order ``labels``); ``labels``; ``notes``.
+
+    Warns:
+        InvertedScoresWarning: once, when the scores look inverted (see :func:`auc_score`).
     """
     from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
@@ -275,6 +506,8 @@ def binary_report(
         raise ValueError(f"{len(truth)} true labels for {len(predicted)} predicted labels")
     if not truth:
         raise ValueError("binary_report needs at least one item")
+    _check_costs(p_spoof, c_miss, c_fa)
+    costs = {"p_spoof": p_spoof, "c_miss": c_miss, "c_fa": c_fa}
     order = [BONAFIDE, SPOOF]
     precision, recall, f1, _ = precision_recall_fscore_support(
         truth, predicted, labels=[SPOOF], average=None, zero_division=0
@@ -291,30 +524,40 @@ def binary_report(
         "f1": float(f1[0]),
         "eer": None,
         "eer_threshold": None,
+        "min_dcf": None,
+        "min_dcf_threshold": None,
+        "act_dcf": None,
         "auc": None,
         "score_used": None,
+        "decisions": decisions,
+        "dcf_parameters": dict(costs),
         "labels": order,
         "confusion_matrix": confusion_matrix(truth, predicted, labels=order).tolist(),
         "notes": [],
     }
+    if 0 < n_spoof < len(truth):
+        report["act_dcf"] = _decision_dcf(truth, predicted, **costs)
+    else:
+        missing = SPOOF if n_spoof == 0 else BONAFIDE
+        report["notes"].append(f"no {missing} items: EER, minDCF, actDCF and AUC undefined")
+        return report
     if cm_scores is not None:
         scores, sign, report["score_used"] = _as_scores(cm_scores, "cm_scores"), 1.0, "cm_score"
     elif spoof_probability is not None:
         scores = _as_scores(spoof_probability, "spoof_probability")
         sign, report["score_used"] = -1.0, "spoof_probability"
     else:
-        report["notes"].append("no scores given: EER and AUC not computed")
+        report["notes"].append("no scores given: EER, minDCF and AUC not computed")
         return report
     if scores.size != len(truth):
         raise ValueError(f"{scores.size} scores for {len(truth)} labels")
     bonafide_scores, spoof_scores = split_scores(truth, sign * scores)
-    if bonafide_scores.size == 0 or spoof_scores.size == 0:
-        missing = BONAFIDE if bonafide_scores.size == 0 else SPOOF
-        report["notes"].append(f"no {missing} items: EER and AUC undefined")
-        return report
-    value, threshold = eer(bonafide_scores, spoof_scores)
+    value, threshold = eer(bonafide_scores, spoof_scores, warn_inverted=False)
     report["eer"] = value
     report["eer_threshold"] = sign * threshold
+    cost, cost_threshold = min_dcf(bonafide_scores, spoof_scores, warn_inverted=False, **costs)
+    report["min_dcf"] = cost
+    report["min_dcf_threshold"] = sign * cost_threshold
     report["auc"] = auc_score(bonafide_scores, spoof_scores)
     return report
 
@@ -389,8 +632,12 @@ def eer_by_group(
     groups: Sequence[str],
     *,
     bonafide_pool: str = "group",
+    predicted_labels: Sequence[Any] | None = None,
+    p_spoof: float = ASVSPOOF5_P_SPOOF,
+    c_miss: float = ASVSPOOF5_C_MISS,
+    c_fa: float = ASVSPOOF5_C_FA,
 ) -> dict[str, dict[str, Any]]:
-    """EER (and AUC) per group, e.g. per spoof system or per language.
+    """EER, minDCF, actDCF and AUC per group, e.g. per spoof system or per language.
 
     Args:
         cm_scores: higher = bonafide, one per item.
@@ -399,14 +646,20 @@ def eer_by_group(
         bonafide_pool: ``"group"`` compares the bonafide and spoof items *of each group* (per
             language); ``"all"`` compares each group's spoofs with *all* bonafide items, as
             ASVspoof reports per attack system (groups then come from the spoof items only).
+        predicted_labels: the decisions per item; when given, ``act_dcf`` is their cost.
+        p_spoof, c_miss, c_fa: DCF parameters (default: ASVspoof 5 CM, see :func:`min_dcf`).
 
     Returns:
-        ``{group: {"eer", "threshold", "auc", "n_bonafide", "n_spoof", "skipped"}}`` sorted by
-        group; a group without both classes has ``eer``/``threshold``/``auc`` ``None`` and
-        ``skipped`` saying why (otherwise ``skipped`` is ``None``).
+        ``{group: {"eer", "threshold", "min_dcf", "act_dcf", "auc", "n_bonafide", "n_spoof",
+        "skipped"}}`` sorted by group; a group without both classes has its metrics ``None``
+        and ``skipped`` saying why (otherwise ``skipped`` is ``None``); ``act_dcf`` is
+        ``None`` without ``predicted_labels``. Groups do not warn about inverted scores (a small
+        group often looks inverted by chance); the overall report does.
     """
     if bonafide_pool not in ("group", "all"):
         raise ValueError(f"bonafide_pool must be 'group' or 'all', got {bonafide_pool!r}")
+    _check_costs(p_spoof, c_miss, c_fa)
+    costs = {"p_spoof": p_spoof, "c_miss": c_miss, "c_fa": c_fa}
     scores = _as_scores(cm_scores, "cm_scores")
     labels = _as_labels(true_labels, "true_labels")
     group_names = [str(group) for group in groups]
@@ -415,6 +668,11 @@ def eer_by_group(
             f"cm_scores ({scores.size}), true_labels ({len(labels)}) and groups "
             f"({len(group_names)}) differ in length"
         )
+    decided = None
+    if predicted_labels is not None:
+        decided = np.array(_as_labels(predicted_labels, "predicted_labels"), dtype=object)
+        if decided.size != scores.size:
+            raise ValueError(f"{decided.size} predicted labels for {scores.size} scores")
     is_spoof = np.array([label == SPOOF for label in labels], dtype=bool)
     group_array = np.array(group_names, dtype=object)
     if bonafide_pool == "all":
@@ -430,6 +688,8 @@ def eer_by_group(
         entry: dict[str, Any] = {
             "eer": None,
             "threshold": None,
+            "min_dcf": None,
+            "act_dcf": None,
             "auc": None,
             "n_bonafide": int(bonafide_scores.size),
             "n_spoof": int(spoof_scores.size),
@@ -439,8 +699,17 @@ def eer_by_group(
             missing = BONAFIDE if bonafide_scores.size == 0 else SPOOF
             entry["skipped"] = f"no {missing} items"
         else:
-            entry["eer"], entry["threshold"] = eer(bonafide_scores, spoof_scores)
+            entry["eer"], entry["threshold"] = eer(
+                bonafide_scores, spoof_scores, warn_inverted=False
+            )
+            entry["min_dcf"], _ = min_dcf(
+                bonafide_scores, spoof_scores, warn_inverted=False, **costs
+            )
             entry["auc"] = auc_score(bonafide_scores, spoof_scores, warn_inverted=False)
+            if decided is not None:
+                p_miss = float(np.mean(decided[bonafide_mask] == SPOOF))
+                p_fa = float(np.mean(decided[in_group & is_spoof] == BONAFIDE))
+                entry["act_dcf"] = normalized_dcf(p_miss, p_fa, **costs)
         results[name] = entry
     return results
 
@@ -463,13 +732,6 @@ class AsvspoofScores:
         return split_scores(self.labels, self.cm_scores)
 
 
-def _check_field(value: Any, name: str, line: int) -> str:
-    text = str(value)
-    if not text or any(char.isspace() for char in text):
-        raise ValueError(f"row {line}: {name} {text!r} is empty or contains whitespace")
-    return text
-
-
 def write_asvspoof_scores(
     path: str | os.PathLike,
     utt_ids: Sequence[str],
@@ -483,9 +745,16 @@ def write_asvspoof_scores(
     protocols; ``LABEL`` is written ``bonafide`` or ``spoof``; ``SCORE`` is higher = bonafide
     and written with full float precision. The file is written atomically.
 
+    ``UTT`` and ``SYSTEM`` go through :func:`encode_field`: an id holding a space (a
+    folder corpus' ``real/a b``) is written ``real/a%20b`` and read back as ``real/a b`` by
+    :func:`read_asvspoof_scores`, so ids never merge. Utterance ids must be unique: the id is
+    the key other tools join on.
+
     Raises:
-        ValueError: different lengths, whitespace in a field, an unknown label, or a NaN or
-            infinite score (nothing is written).
+        ValueError: different lengths, an empty field, an unknown label, or a NaN or infinite
+            score (nothing is written).
+        DuplicateIdError: an utterance id given twice (a ``ValueError`` naming both rows;
+            nothing is written).
     """
     scores = _as_scores(cm_scores, "cm_scores", allow_empty=True)
     utt_ids, systems, labels = list(utt_ids), list(systems), list(labels)
@@ -495,38 +764,39 @@ def write_asvspoof_scores(
             f"cm_scores ({scores.size}) differ in length"
         )
     normalized = _as_labels(labels, "labels")
+    path = Path(path)
+    seen = UniqueIds("utterance id")
     lines = []
     for row, (utt, system, label, score) in enumerate(
         zip(utt_ids, systems, normalized, scores, strict=True), start=1
     ):
-        utt = _check_field(utt, "utterance id", row)
-        system = _check_field(system, "system", row)
-        lines.append(f"{utt} {system} {label} {float(score)!r}\n")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.writelines(lines)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+        try:
+            utt_field, system_field = encode_field(utt), encode_field(system)
+        except ValueError as error:
+            raise ValueError(f"{path}: row {row}: {error} (utterance id or system)") from None
+        seen.add(str(utt), f"{path} row {row}")
+        lines.append(f"{utt_field} {system_field} {label} {float(score)!r}\n")
+    from .fsutil import atomic_write_text  # the umask's mode; OutputError naming the file
+
+    return atomic_write_text(path, "".join(lines))
 
 
 def read_asvspoof_scores(path: str | os.PathLike) -> AsvspoofScores:
     """Read an ASVspoof 2019 CM score file written by :func:`write_asvspoof_scores` (or the
-    challenge's own ``UTT SYSTEM LABEL SCORE`` files). Blank lines are skipped.
+    challenge's own ``UTT SYSTEM LABEL SCORE`` files). Blank lines are skipped, a leading
+    byte-order mark is ignored, and ``UTT``/``SYSTEM`` are decoded with
+    :func:`decode_field`.
 
     Raises:
         ValueError: a malformed line, an unknown label or a non-finite score, naming the file and
             the line.
+        DuplicateIdError: an utterance id on two lines (a ``ValueError`` naming both).
     """
     path = Path(path)
     result = AsvspoofScores()
     scores = []
-    with open(path, encoding="utf-8") as handle:
+    seen = UniqueIds("utterance id")
+    with open(path, encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             fields = line.split()
             if not fields:
@@ -537,12 +807,14 @@ def read_asvspoof_scores(path: str | os.PathLike) -> AsvspoofScores:
                 )
             utt, system, label, score_text = fields
             try:
+                utt, system = decode_field(utt), decode_field(system)
                 label = normalize_label(label)
                 score = float(score_text)
             except ValueError as error:
                 raise ValueError(f"{path}:{number}: {error}") from None
             if not np.isfinite(score):
                 raise ValueError(f"{path}:{number}: score {score_text!r} is not finite")
+            seen.add(utt, f"{path}:{number}")
             result.utt_ids.append(utt)
             result.systems.append(system)
             result.labels.append(label)

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from .audio import AudioError
-from .manifest import Mixture, iter_jsonl
+from .manifest import Mixture, check_unique_ids, count_records, iter_jsonl
 from .results import EvaluationReport, PipelineResult
 from .scoring import assign_streams, check_assignment_mode, mixture_decision, si_sdr_improvement
 from .validation import check_audio, load_mixture_audio, load_valid_audio
@@ -145,8 +145,8 @@ def _manifest_path(source: str | os.PathLike) -> Path:
 
 
 def _count_lines(path: Path) -> int:
-    with open(path, encoding="utf-8") as handle:
-        return sum(1 for line in handle if line.strip())
+    # a full pass that also refuses repeated mixture ids before any audio is processed
+    return count_records(path, Mixture)
 
 
 def _iter_manifest(path: Path) -> Iterator[tuple[Mixture | None, _Skipped | None]]:
@@ -520,6 +520,7 @@ class Pipeline:
             source = str(manifest)
         else:
             records = list(mixtures)
+            check_unique_ids(records, where="mixture record")
             base_dir = None
             entries = ((record, None) for record in records)
             total = len(records)

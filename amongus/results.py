@@ -9,6 +9,7 @@ rows with :mod:`amongus.metrics`, and :meth:`EvaluationReport.save` writes ``rep
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -173,11 +174,25 @@ def _quiet(function, *args, **kwargs):
     return result
 
 
+def decision_rule(spoof_threshold: float) -> str:
+    """How a report's stream decisions are made from the scores, in words."""
+    return f"spoof if spoof_probability >= {spoof_threshold:g}"
+
+
 def compute_metrics(
-    mixture_rows: list[dict[str, Any]], stream_rows: list[dict[str, Any]]
+    mixture_rows: list[dict[str, Any]],
+    stream_rows: list[dict[str, Any]],
+    *,
+    spoof_threshold: float = 0.5,
 ) -> dict[str, Any]:
-    """All report metrics from the rows (see :class:`EvaluationReport`)."""
+    """All report metrics from the rows (see :class:`EvaluationReport`).
+
+    ``spoof_threshold`` is the threshold the rows' ``predicted_label`` decisions were made with;
+    actDCF is the cost of those decisions, and each binary report records the rule.
+    """
     from .metrics import binary_report, eer_by_group, multiclass_report
+
+    rule = decision_rule(spoof_threshold)
 
     metrics: dict[str, Any] = {
         "composition": None,
@@ -212,6 +227,7 @@ def compute_metrics(
             present,
             predicted_present,
             cm_scores=[row["bonafide_score"] for row in mixture_rows],
+            decisions=f"spoof present if any stream: {rule}",
         )
         report["positive_class"] = "mixtures with at least one spoofed speaker"
         report["score"] = (
@@ -231,12 +247,18 @@ def compute_metrics(
         truth = [row["true_label"] for row in labelled]
         predicted = [row["predicted_label"] for row in labelled]
         cm_scores = [row["cm_score"] for row in labelled]
-        metrics["streams"] = _quiet(binary_report, truth, predicted, cm_scores=cm_scores)
+        metrics["streams"] = _quiet(
+            binary_report, truth, predicted, cm_scores=cm_scores, decisions=rule
+        )
         systems = [row.get("system") or "-" for row in labelled]
         languages = [row.get("language") or "-" for row in labelled]
         if any(label == SPOOF for label in truth):
-            metrics["eer_by_system"] = eer_by_group(cm_scores, truth, systems, bonafide_pool="all")
-        metrics["eer_by_language"] = eer_by_group(cm_scores, truth, languages)
+            metrics["eer_by_system"] = eer_by_group(
+                cm_scores, truth, systems, bonafide_pool="all", predicted_labels=predicted
+            )
+        metrics["eer_by_language"] = eer_by_group(
+            cm_scores, truth, languages, predicted_labels=predicted
+        )
         si_sdrs = [row.get("si_sdr") for row in labelled if row.get("si_sdr") is not None]
         if si_sdrs:
             separation = metrics["separation"] or {}
@@ -256,9 +278,13 @@ class EvaluationReport:
 
     ``metrics`` holds ``composition`` (multiclass SS/SB/BB report and confusion matrix),
     ``n_spoofed`` (accuracy of the number of spoofed speakers), ``spoof_present`` (binary report
-    with EER/AUC of "a spoof is present", from the highest stream spoof score: defined without
-    any assignment), ``streams`` (per-stream binary report with EER/AUC, on assigned streams),
-    ``eer_by_system`` and ``eer_by_language``, and ``separation`` (mean SI-SDR and SI-SDRi).
+    with EER/minDCF/actDCF/AUC of "a spoof is present", from the highest stream spoof score:
+    defined without any assignment), ``streams`` (per-stream binary report with
+    EER/minDCF/actDCF/AUC, on assigned streams), ``eer_by_system`` and ``eer_by_language``
+    (the same per group), and ``separation`` (mean SI-SDR and SI-SDRi). minDCF and actDCF are
+    the ASVspoof 5 CM costs (:func:`amongus.metrics.min_dcf`); actDCF is the cost of the
+    report's own decisions, made with ``spoof_threshold`` (where that threshold came from is
+    ``threshold_source``; both are recorded in ``to_dict()["decision"]``).
     """
 
     kind: str
@@ -270,6 +296,7 @@ class EvaluationReport:
     rates: dict[str, Any] = field(default_factory=dict)
     assignment: str | None = None
     spoof_threshold: float = 0.5
+    threshold_source: str | None = None
     n_inputs: int = 0
     elapsed_seconds: float = 0.0
     source: str = ""
@@ -277,7 +304,19 @@ class EvaluationReport:
     metrics: dict[str, Any] = field(init=False)
 
     def __post_init__(self):
-        self.metrics = compute_metrics(self.mixture_rows, self.stream_rows)
+        self.metrics = compute_metrics(
+            self.mixture_rows, self.stream_rows, spoof_threshold=self.spoof_threshold
+        )
+
+    @property
+    def decision(self) -> dict[str, Any]:
+        """The threshold the decisions (and so accuracy, F1 and actDCF) use, and its origin."""
+        return {
+            "rule": decision_rule(self.spoof_threshold),
+            "spoof_threshold": self.spoof_threshold,
+            "score": "spoof_probability",
+            "source": self.threshold_source or "given by the caller (not calibrated)",
+        }
 
     # -------------------------------------------------------------- summaries
     @property
@@ -307,6 +346,7 @@ class EvaluationReport:
             "assignment": self.assignment,
             "assignment_description": self.assignment_description,
             "spoof_threshold": self.spoof_threshold,
+            "decision": self.decision,
             "counts": {
                 "inputs": self.n_inputs,
                 "evaluated": self.n_evaluated,
@@ -346,7 +386,14 @@ class EvaluationReport:
     def write_scores(self, out_dir: str | os.PathLike) -> list[Path]:
         """ASVspoof-format score files: per labelled stream (``scores_asvspoof.txt``, ids
         ``MIXTURE_ID/UTT_ID`` for mixtures) and, for mixtures, per mixture
-        (``scores_spoof_present.txt``: label spoof when a spoof is present)."""
+        (``scores_spoof_present.txt``: label spoof when a spoof is present).
+
+        Ids are written with :func:`amongus.metrics.encode_score_field` (a space becomes
+        ``%20``) and read back exactly by :func:`amongus.metrics.read_asvspoof_scores`.
+
+        Raises:
+            DuplicateIdError: two rows share an id (nothing is written).
+        """
         from .metrics import write_asvspoof_scores
 
         out_dir = Path(out_dir)
@@ -358,8 +405,8 @@ class EvaluationReport:
         written = [
             write_asvspoof_scores(
                 out_dir / SCORE_FILE,
-                [_token(item) for item in ids],
-                [_token(row.get("system") or "-") for row in labelled],
+                ids,
+                [row.get("system") or "-" for row in labelled],
                 [row["true_label"] for row in labelled],
                 [row["cm_score"] for row in labelled],
             )
@@ -369,8 +416,8 @@ class EvaluationReport:
             written.append(
                 write_asvspoof_scores(
                     out_dir / MIXTURE_SCORE_FILE,
-                    [_token(row["mixture_id"]) for row in rows],
-                    [_token(row["true_label"]) for row in rows],
+                    [row["mixture_id"] for row in rows],
+                    [row["true_label"] for row in rows],
                     [SPOOF if row["true_n_spoofed"] > 0 else BONAFIDE for row in rows],
                     [row["bonafide_score"] for row in rows],
                 )
@@ -379,9 +426,16 @@ class EvaluationReport:
 
     def plot(self, out_dir: str | os.PathLike) -> list[Path]:
         """PNG plots: ROC and DET (streams and spoof-present), confusion matrices."""
+        from .metrics import InvertedScoresWarning
+
+        # the metrics already reported inverted scores once; the plots' EER/AUC would repeat it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InvertedScoresWarning)
+            return self._plot(Path(out_dir))
+
+    def _plot(self, out_dir: Path) -> list[Path]:
         from .metrics import plot_confusion, plot_det, plot_roc, split_scores
 
-        out_dir = Path(out_dir)
         written: list[Path] = []
         pairs = {}
         labelled = [row for row in self.stream_rows if row.get("true_label") not in (None, "")]
@@ -428,7 +482,7 @@ class EvaluationReport:
         paths.extend(self.write_scores(out_dir))
         if plots:
             paths.extend(self.plot(out_dir))
-        (out_dir / "report.txt").write_text(str(self) + "\n", encoding="utf-8")
+        _atomic_write(out_dir / "report.txt", str(self) + "\n")
         paths.append(out_dir / "report.txt")
         return {path.name: path for path in paths}
 
@@ -453,7 +507,17 @@ def format_report(report: EvaluationReport) -> str:
         )
     if report.kind == "mixtures":
         lines.append(f"assignment: {report.assignment_description}")
-    lines.append(f"spoof threshold: {report.spoof_threshold}")
+    from .metrics import ASVSPOOF5_C_FA, ASVSPOOF5_C_MISS, ASVSPOOF5_P_SPOOF
+
+    decision = report.decision
+    lines.append(
+        f"spoof threshold: {report.spoof_threshold:g} ({decision['rule']}; source: "
+        f"{decision['source']})"
+    )
+    lines.append(
+        f"DCF: normalized, ASVspoof 5 CM costs p_spoof {ASVSPOOF5_P_SPOOF:g}, "
+        f"C_miss {ASVSPOOF5_C_MISS:g}, C_fa {ASVSPOOF5_C_FA:g}; actDCF at the spoof threshold"
+    )
     metrics = report.metrics
     if metrics["composition"]:
         comp = metrics["composition"]
@@ -493,8 +557,9 @@ def format_report(report: EvaluationReport) -> str:
             for name, entry in groups.items():
                 value = "n/a" if entry["eer"] is None else f"{100 * entry['eer']:.2f}%"
                 lines.append(
-                    f"  {name:<12} EER {value:>7}  (bonafide {entry['n_bonafide']}, "
-                    f"spoof {entry['n_spoof']})"
+                    f"  {name:<12} EER {value:>7}  minDCF {_number(entry.get('min_dcf')):>5}  "
+                    f"actDCF {_number(entry.get('act_dcf')):>5}  (bonafide "
+                    f"{entry['n_bonafide']}, spoof {entry['n_spoof']})"
                 )
     if metrics["separation"]:
         separation = metrics["separation"]
@@ -516,13 +581,17 @@ def format_report(report: EvaluationReport) -> str:
     return "\n".join(lines)
 
 
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def _binary_line(report: dict[str, Any]) -> str:
     eer = "n/a" if report["eer"] is None else f"{100 * report['eer']:.2f}%"
-    auc = "n/a" if report["auc"] is None else f"{report['auc']:.3f}"
     return (
         f"n {report['n']} (spoof {report['n_spoof']}), accuracy {report['accuracy']:.3f}, "
         f"precision {report['precision']:.3f}, recall {report['recall']:.3f}, "
-        f"F1 {report['f1']:.3f}, EER {eer}, AUC {auc}"
+        f"F1 {report['f1']:.3f}, EER {eer}, minDCF {_number(report.get('min_dcf'))}, "
+        f"actDCF {_number(report.get('act_dcf'))}, AUC {_number(report['auc'])}"
     )
 
 
@@ -542,27 +611,20 @@ def _clean(value):
     return value
 
 
-def _token(text: str) -> str:
-    """A score-file field: whitespace replaced (the format is space-separated)."""
-    return "_".join(str(text).split()) or "-"
-
-
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.part")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    # amongus.fsutil: temporary file, fsync, rename; the umask's mode; OutputError naming path
+    from .fsutil import atomic_write_text
+
+    atomic_write_text(path, text)
 
 
 def _write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.part")
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: _csv_value(row.get(key)) for key in columns})
-    os.replace(temporary, path)
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _csv_value(row.get(key)) for key in columns})
+    _atomic_write(path, buffer.getvalue())
     return path
 
 

@@ -16,8 +16,9 @@ from amongus.corpora import (
     read_folder_dataset,
 )
 from amongus.corpora.asvspoof import PROTOCOL_DIR, PROTOCOL_FILES, parse_protocol_line
+from amongus.corpora.base import has_audio_suffix
 from amongus.corpora.folder import folder_label
-from amongus.manifest import Utterance, write_jsonl
+from amongus.manifest import DuplicateIdError, Utterance, write_jsonl
 
 
 def _tone(path: Path, seconds: float = 0.2, rate: int = 16000) -> Path:
@@ -112,6 +113,82 @@ def test_missing_protocol_raises(tmp_path):
         read_asvspoof(tmp_path, "eval")
 
 
+def test_protocol_with_a_byte_order_mark(tmp_path):
+    # Repro F5: a protocol saved by a Windows editor starts with a UTF-8 BOM, which became part
+    # of the first speaker id ("\ufeffspkA"), so a distinct-speaker mixer paired spkA with
+    # himself. The speaker ids must be the same as without the BOM.
+    lines = ["spkA LA_E_0 - - bonafide", "spkA LA_E_1 - - bonafide", "spkB LA_E_2 - - bonafide"]
+    root = _asvspoof_tree(tmp_path, {"eval": lines})
+    protocol = root / PROTOCOL_DIR / PROTOCOL_FILES["eval"]
+    protocol.write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
+    assert protocol.read_bytes().startswith(b"\xef\xbb\xbf")
+    listing = read_asvspoof(root, "eval")
+    assert [u.speaker for u in listing.utterances] == ["spkA", "spkA", "spkB"]
+    assert listing.utterances[0].utt_id == "LA_E_0"
+
+
+def test_distinct_speaker_mixtures_from_a_protocol_with_a_bom(tmp_path):
+    # Repro F5 end to end: 0 of the BB mixtures may pair a speaker with himself.
+    from amongus.manifest import read_mixtures
+    from amongus.mix import Mixer, MixerConfig
+
+    speakers = ["spkA"] * 5 + ["spkB"]
+    lines = [f"{speaker} LA_E_{i:07d} - - bonafide" for i, speaker in enumerate(speakers)]
+    root = _asvspoof_tree(tmp_path / "corpus", {"eval": lines})
+    for index in range(len(speakers)):  # long enough for the mixer
+        _tone(root / "ASVspoof2019_LA_eval" / "flac" / f"LA_E_{index:07d}.flac", seconds=2.0)
+    protocol = root / PROTOCOL_DIR / PROTOCOL_FILES["eval"]
+    protocol.write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
+    listing = read_asvspoof(root, "eval")
+    Mixer(MixerConfig(composition_probs={"BB": 1.0})).run(
+        listing.utterances, tmp_path / "mix", n_mixtures=20, seed=0, workers=1, progress=False
+    )
+    mixtures = read_mixtures(tmp_path / "mix" / "mixtures.jsonl")
+    assert len(mixtures) == 20
+    # compare the speakers as a person would read them (a BOM is invisible)
+    assert all(len({s.speaker.lstrip("\ufeff") for s in m.sources}) == 2 for m in mixtures)
+
+
+def test_duplicate_utterance_ids_are_refused_naming_both_places(tmp_path):
+    root = _asvspoof_tree(
+        tmp_path,
+        {"train": ["S1 LA_T_0 - - bonafide", "S2 LA_T_1 - A01 spoof", "S3 LA_T_0 - A02 spoof"]},
+    )
+    protocol = PROTOCOL_FILES["train"]
+    with pytest.raises(DuplicateIdError, match=rf"'LA_T_0': .*{protocol}:1 and .*{protocol}:3"):
+        read_asvspoof(root, "train")
+    # across splits too: one id in two protocols
+    other = _asvspoof_tree(
+        tmp_path / "two", {"train": ["S1 LA_X_0 - - bonafide"], "dev": ["S1 LA_X_0 - A01 spoof"]}
+    )
+    with pytest.raises(DuplicateIdError, match="'LA_X_0'.*train.*dev"):
+        read_asvspoof(other, None)
+
+
+def test_asvspoof_reader_matches_suffixes_whatever_their_case(tmp_path):
+    # Repro F8: LA_E_1.FLAC next to the protocol was reported as a missing file, while the
+    # folder reader accepted upper-case suffixes. Both now share one suffix rule.
+    root = _asvspoof_tree(
+        tmp_path,
+        {"eval": ["S LA_E_1 - - bonafide", "S LA_E_2 - A01 spoof", "S LA_E_3 - A01 spoof"]},
+        skip_audio={"LA_E_1", "LA_E_2", "LA_E_3"},
+    )
+    folder = root / "ASVspoof2019_LA_eval" / "flac"
+    _tone(folder / "LA_E_1.FLAC")
+    _tone(folder / "LA_E_2.Wav")
+    listing = read_asvspoof(root, "eval")
+    assert [Path(u.path).name for u in listing.utterances] == ["LA_E_1.FLAC", "LA_E_2.Wav"]
+    assert listing.problems == [(str(folder / "LA_E_3.flac"), "missing file")]
+    assert (
+        has_audio_suffix("x.FLAC") and has_audio_suffix("x.Ogg") and not has_audio_suffix("x.txt")
+    )
+    # two spellings of one file name: which one the protocol means cannot be known
+    _tone(folder / "LA_E_1.flac")
+    if len(list(folder.glob("LA_E_1.*"))) == 2:  # a case-sensitive file system
+        with pytest.raises(DuplicateIdError, match="LA_E_1"):
+            read_asvspoof(root, "eval")
+
+
 def test_folder_labels_splits_and_systems(tmp_path):
     root = tmp_path / "for-2seconds"
     _tone(root / "training" / "real" / "a.wav")
@@ -146,6 +223,17 @@ def test_folder_problems_unlabelled_and_unreadable(tmp_path):
     assert [u.utt_id for u in listing.utterances] == ["bonafide/ok"]
     assert dict(listing.problem_counts()) == {"no label folder in path": 1, "unreadable audio": 1}
     assert "2 file(s) not usable" in listing.summary()
+
+
+def test_folder_files_that_differ_only_by_suffix_are_refused(tmp_path):
+    # Repro F6: real/a.wav and real/a.flac were both listed as "real/a" and scored twice.
+    _tone(tmp_path / "real" / "a.wav")
+    _tone(tmp_path / "real" / "a.flac")
+    _tone(tmp_path / "fake" / "s" / "b.wav")
+    with pytest.raises(DuplicateIdError, match=r"'real/a': .*a\.flac and .*a\.wav"):
+        read_folder_dataset(tmp_path)
+    with pytest.raises(DuplicateIdError):
+        load_utterances(tmp_path)
 
 
 def test_folder_label_spellings():

@@ -1,6 +1,6 @@
 """amongus.metrics: the ASVspoof EER (against a verbatim copy of the official code and
-hand-worked values), AUC, ROC/DET points, binary and multiclass reports, per-group EER, score
-files and plots."""
+hand-worked values), minDCF and actDCF (ASVspoof 5), AUC, ROC/DET points, the shared
+inverted-score warning, binary and multiclass reports, per-group EER, score files and plots."""
 
 from __future__ import annotations
 
@@ -10,14 +10,20 @@ import numpy as np
 import pytest
 
 from amongus import metrics
+from amongus.manifest import DuplicateIdError, decode_field, encode_field
 from amongus.metrics import (
+    InvertedScoresWarning,
+    act_dcf,
     auc_score,
     binary_report,
     det_curve,
     det_points,
     eer,
     eer_by_group,
+    llr_threshold,
+    min_dcf,
     multiclass_report,
+    normalized_dcf,
     read_asvspoof_scores,
     roc_points,
     split_scores,
@@ -94,8 +100,9 @@ def test_eer_hand_worked_values():
     # official code): (2/3 + 1/2) / 2 = 7/12.
     value, threshold = eer([1.0, 2.0, 3.0], [0.5, 2.5])
     assert value == pytest.approx(7 / 12) and threshold == 2.0
-    # Fully inverted scores.
-    assert eer([0.0, 1.0], [2.0, 3.0]) == (1.0, 1.0)
+    # Fully inverted scores (and a warning saying so).
+    with pytest.warns(InvertedScoresWarning):
+        assert eer([0.0, 1.0], [2.0, 3.0]) == (1.0, 1.0)
 
 
 def test_eer_with_identical_scores_follows_the_official_tie_order():
@@ -154,6 +161,90 @@ def test_auc_score_orientation_and_inverted_warning():
         assert auc_score(spoof, bonafide) == pytest.approx(1 - value)
 
 
+@pytest.mark.parametrize(
+    "metric",
+    [
+        lambda b, s, **kw: eer(b, s, **kw),
+        lambda b, s, **kw: min_dcf(b, s, **kw),
+        lambda b, s, **kw: act_dcf(b, s, threshold=0.5, **kw),
+        lambda b, s, **kw: auc_score(b, s, **kw),
+    ],
+    ids=["eer", "min_dcf", "act_dcf", "auc_score"],
+)
+def test_every_ranking_metric_warns_on_inverted_scores(metric):
+    # Repro F9: spoof probabilities passed where bonafide scores are expected; eer() said 1.0
+    # without a word while auc_score warned. One shared check now warns for each metric alike.
+    p_bonafide, p_spoof = np.linspace(0.0, 0.3, 20), np.linspace(0.7, 1.0, 20)
+    with pytest.warns(InvertedScoresWarning, match="inverted.*higher = bonafide") as caught:
+        metric(p_bonafide, p_spoof)
+    assert len(caught) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        metric(-p_bonafide, -p_spoof)  # the right orientation: silent
+        metric(p_bonafide, p_spoof, warn_inverted=False)
+
+
+def test_binary_report_warns_once_on_inverted_scores():
+    truth = ["bonafide"] * 3 + ["spoof"] * 3
+    with pytest.warns(InvertedScoresWarning) as caught:
+        binary_report(truth, truth, cm_scores=[0.0, 0.1, 0.2, 0.9, 1.0, 1.1])
+    assert len(caught) == 1
+
+
+# ------------------------------------------------------------------ minDCF, actDCF
+def test_dcf_hand_worked_values():
+    bonafide, spoof = [0.9, 0.4, 0.7], [0.1, 0.5, 0.3, 0.8]
+    # ASVspoof 5: DCF = (1 * 0.95 * Pmiss + 10 * 0.05 * Pfa) / min(0.95, 0.5). Along the DET
+    # curve (sorted .1s .3s .4b .5s .7b .8s .9b, rejecting up to each score) the costs are
+    # 1.0, .75, .5, 1.133, .883, 1.517, 1.267, 1.9: the minimum is 0.5 after 0.3 (no bonafide
+    # rejected, 2 of 4 spoofs accepted).
+    assert min_dcf(bonafide, spoof) == (pytest.approx(0.5), 0.3)
+    # Accept >= 0.5: bonafide 0.4 missed (1/3), spoofs 0.5 and 0.8 accepted (2/4).
+    assert act_dcf(bonafide, spoof, threshold=0.5) == pytest.approx((0.95 / 3 + 0.25) / 0.5)
+    assert normalized_dcf(0.0, 1.0) == 1.0 and normalized_dcf(1.0, 0.0) == pytest.approx(1.9)
+    # other costs: equal priors and costs make the DCF Pmiss + Pfa
+    assert normalized_dcf(0.25, 0.5, p_spoof=0.5, c_miss=1, c_fa=1) == pytest.approx(0.75)
+    assert llr_threshold() == pytest.approx(-np.log(1.9))
+    with pytest.raises(ValueError, match="p_spoof"):
+        min_dcf(bonafide, spoof, p_spoof=1.0)
+    with pytest.raises(ValueError, match="threshold must be finite"):
+        act_dcf(bonafide, spoof, threshold=np.nan)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_min_dcf_is_the_lowest_cost_over_all_thresholds(seed):
+    # Tie-free scores: every DET point is a threshold, so minDCF must equal a brute-force
+    # minimum of actDCF over thresholds between consecutive scores, and never exceed 1
+    # (accepting everything costs 1).
+    rng = np.random.default_rng(seed)
+    bonafide = rng.normal(1.0, 1.0, rng.integers(5, 80))
+    spoof = rng.normal(-0.5, 1.5, rng.integers(5, 80))
+    p_spoof = [0.05, 0.2, 0.5, 0.9][seed]
+    value, threshold = min_dcf(bonafide, spoof, p_spoof=p_spoof)
+    edges = np.sort(np.r_[bonafide, spoof])
+    candidates = np.r_[edges[0] - 1, (edges[1:] + edges[:-1]) / 2, edges[-1] + 1]
+    costs = [
+        act_dcf(bonafide, spoof, threshold=t, p_spoof=p_spoof, warn_inverted=False)
+        for t in candidates
+    ]
+    assert value == pytest.approx(min(costs)) and value <= 1.0
+    # the returned threshold reaches it: accept strictly above it
+    reached = normalized_dcf(
+        np.mean(bonafide <= threshold), np.mean(spoof > threshold), p_spoof=p_spoof
+    )
+    assert reached == pytest.approx(value)
+
+
+def test_act_dcf_measures_calibration_min_dcf_does_not():
+    rng = np.random.default_rng(3)
+    bonafide, spoof = rng.normal(2, 1, 200), rng.normal(-2, 1, 200)
+    shifted = min_dcf(bonafide + 5, spoof + 5)[0]
+    assert shifted == pytest.approx(min_dcf(bonafide, spoof)[0])  # ranking only
+    good = act_dcf(bonafide, spoof, threshold=llr_threshold())
+    bad = act_dcf(bonafide + 5, spoof + 5, threshold=llr_threshold())
+    assert good < 0.5 < bad
+
+
 def test_roc_and_det_points():
     bonafide, spoof = [0.9, 0.4, 0.7], [0.1, 0.5, 0.3, 0.8]
     det = det_points(bonafide, spoof)
@@ -190,6 +281,11 @@ def test_binary_report_hand_computed():
     assert report["eer"] == value
     assert report["eer_threshold"] == -threshold  # in spoof-probability units
     assert report["score_used"] == "spoof_probability"
+    cost, cost_threshold = min_dcf([-0.6, -0.1], [-0.9, -0.4, -0.8])
+    assert report["min_dcf"] == cost and report["min_dcf_threshold"] == -cost_threshold
+    # actDCF is the cost of the decisions: 1 of 2 bonafide rejected, 1 of 3 spoofs accepted.
+    assert report["act_dcf"] == pytest.approx((0.95 * 1 / 2 + 0.05 * 10 * 1 / 3) / 0.5)
+    assert report["dcf_parameters"] == {"p_spoof": 0.05, "c_miss": 1.0, "c_fa": 10.0}
 
 
 def test_binary_report_prefers_cm_scores_and_handles_one_class():
@@ -200,7 +296,8 @@ def test_binary_report_prefers_cm_scores_and_handles_one_class():
     assert report["eer"] == 0.0 and report["auc"] == 1.0 and report["accuracy"] == 1.0
     single = binary_report(["spoof", "spoof"], ["spoof", "bonafide"], [0.9, 0.2])
     assert single["eer"] is None and single["auc"] is None
-    assert single["notes"] == ["no bonafide items: EER and AUC undefined"]
+    assert single["notes"] == ["no bonafide items: EER, minDCF, actDCF and AUC undefined"]
+    assert single["min_dcf"] is None and single["act_dcf"] is None
     assert single["recall"] == 0.5
     with pytest.raises(ValueError, match="2 true labels for 3"):
         binary_report(["spoof", "bonafide"], ["spoof"] * 3)
@@ -241,7 +338,9 @@ def test_eer_by_group_per_system_and_per_language():
     per_system = eer_by_group(cm, labels, systems, bonafide_pool="all")
     assert list(per_system) == ["A01", "A02", "A03"]  # bonafide "-" is not a group
     assert per_system["A01"]["eer"] == 0.0 and per_system["A01"]["n_bonafide"] == 4
-    assert (per_system["A02"]["eer"], per_system["A02"]["threshold"]) == eer(cm[:4], [2.2, 2.8])
+    assert (per_system["A02"]["eer"], per_system["A02"]["threshold"]) == eer(
+        cm[:4], [2.2, 2.8], warn_inverted=False
+    )
     assert per_system["A03"]["n_spoof"] == 1 and per_system["A03"]["skipped"] is None
 
     languages = ["en", "en", "fr", "fr", "en", "en", "de", "de", "en"]
@@ -252,6 +351,19 @@ def test_eer_by_group_per_system_and_per_language():
     assert per_language["de"]["skipped"] == "no bonafide items"
     with pytest.raises(ValueError, match="differ in length"):
         eer_by_group(cm, labels, languages[:-1])
+
+
+def test_eer_by_group_reports_min_and_act_dcf():
+    cm = np.array([3.0, 2.5, 2.0, 1.5, 0.0, 1.0, 2.2, 2.8])
+    labels = ["bonafide"] * 4 + ["spoof"] * 4
+    systems = ["-"] * 4 + ["A01", "A01", "A02", "A02"]
+    decided = ["bonafide", "bonafide", "spoof", "bonafide", "spoof", "spoof", "bonafide", "spoof"]
+    groups = eer_by_group(cm, labels, systems, bonafide_pool="all", predicted_labels=decided)
+    assert groups["A02"]["min_dcf"] == min_dcf(cm[:4], [2.2, 2.8], warn_inverted=False)[0]
+    # A02: 1 of 4 bonafide rejected, 1 of 2 of its spoofs accepted
+    assert groups["A02"]["act_dcf"] == pytest.approx(normalized_dcf(0.25, 0.5))
+    assert groups["A01"]["act_dcf"] == pytest.approx(normalized_dcf(0.25, 0.0))
+    assert eer_by_group(cm, labels, systems)["A01"]["act_dcf"] is None  # no decisions given
 
 
 # ------------------------------------------------------------------ score files
@@ -282,8 +394,8 @@ def test_asvspoof_score_file_refuses_bad_rows(tmp_path):
     with pytest.raises(ValueError, match="NaN"):
         write_asvspoof_scores(path, ["a", "b"], ["-", "A01"], ["bonafide", "spoof"], [1, np.nan])
     assert not path.exists()
-    with pytest.raises(ValueError, match="whitespace"):
-        write_asvspoof_scores(path, ["a b"], ["-"], ["bonafide"], [1.0])
+    with pytest.raises(ValueError, match="row 1: empty field"):
+        write_asvspoof_scores(path, [""], ["-"], ["bonafide"], [1.0])
     with pytest.raises(ValueError, match="differ in length"):
         write_asvspoof_scores(path, ["a"], ["-"], ["bonafide", "spoof"], [1.0])
     path.write_text("LA_1 - bonafide 1.5\nLA_2 A01 spoof\n")
@@ -292,6 +404,39 @@ def test_asvspoof_score_file_refuses_bad_rows(tmp_path):
     path.write_text("LA_1 - bonafide nan\n")
     with pytest.raises(ValueError, match="cm.txt:1: score 'nan' is not finite"):
         read_asvspoof_scores(path)
+
+
+def test_score_file_ids_round_trip_and_never_merge(tmp_path):
+    # Repro F1: "a b" and "a_b" were both written "a_b". Ids are now percent-encoded
+    # reversibly: distinct ids stay distinct and read back exactly.
+    ids = ["real/a b", "real/a_b", "x\ty", "100%", "café/é", "LA_E_1"]
+    path = write_asvspoof_scores(
+        tmp_path / "cm.txt", ids, ["sys 1", "-", "-", "-", "-", "A01"], ["bonafide"] * 6, range(6)
+    )
+    tokens = [line.split() for line in path.read_text(encoding="utf-8").splitlines()]
+    assert all(len(fields) == 4 for fields in tokens)
+    assert len({fields[0] for fields in tokens}) == 6
+    assert tokens[0][:2] == ["real/a%20b", "sys%201"] and tokens[5][0] == "LA_E_1"
+    back = read_asvspoof_scores(path)
+    assert back.utt_ids == ids and back.systems[0] == "sys 1"
+    for text in ids + ["%41", " ", "\x00"]:
+        assert decode_field(encode_field(text)) == text
+
+
+def test_score_files_refuse_duplicate_ids(tmp_path):
+    path = tmp_path / "cm.txt"
+    with pytest.raises(DuplicateIdError, match=r"'U1': .*cm.txt row 1 and .*cm.txt row 3"):
+        write_asvspoof_scores(path, ["U1", "U2", "U1"], ["-"] * 3, ["bonafide"] * 3, [1, 2, 3])
+    assert not path.exists()
+    path.write_text("U1 - bonafide 1.0\nU2 - bonafide 2.0\n\nU1 A01 spoof 3.0\n")
+    with pytest.raises(DuplicateIdError, match=r"'U1': .*cm.txt:1 and .*cm.txt:4"):
+        read_asvspoof_scores(path)
+
+
+def test_score_file_reader_ignores_a_byte_order_mark(tmp_path):
+    path = tmp_path / "cm.txt"
+    path.write_text("LA_E_1 - bonafide 1.5\n", encoding="utf-8-sig")
+    assert read_asvspoof_scores(path).utt_ids == ["LA_E_1"]
 
 
 # ------------------------------------------------------------------ plots

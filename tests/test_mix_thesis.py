@@ -154,7 +154,11 @@ def test_pair_names_are_safe_file_names(tmp_path):
     files = sorted(p.name for p in (tmp_path / "out" / "audio").rglob("*") if p.is_file())
     assert len(files) == 5 and all("/" not in f and " " not in f for f in files)
     rows = read_thesis_metadata(tmp_path / "out" / "metadata.txt")
-    assert all(u.startswith("spoof/sys_A/") for row in rows for u in row["utterances"])
+    # the ids read back exactly (a space is written %20, not merged into "_")
+    ids = {utterance.utt_id for utterance in utterances}
+    assert all(u in ids for row in rows for u in row["utterances"])
+    lines = (tmp_path / "out" / "metadata.txt").read_text().splitlines()
+    assert all(len(line.split()) == 6 for line in lines)  # no blank inside a field
 
 
 def _near_silent(folder, names, seconds=1.2, rate=16000, amplitude=1e-12):

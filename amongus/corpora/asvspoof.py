@@ -9,6 +9,10 @@ Protocol lines are header-less and space separated: ``SPEAKER UTT - SYSTEM LABEL
 (``LA_0079 LA_T_1138215 - - bonafide``). The 2021 keys add columns
 (``LA_0009 LA_E_9332881 alaw ita_tx A07 spoof notrim eval``); there the label is the first
 ``bonafide``/``spoof`` token from the fifth column on and the system the token before it.
+
+Protocols are read as ``utf-8-sig`` (a byte-order mark is not part of the first speaker id);
+audio files are found whatever the case of their suffix (``LA_E_1.FLAC``), ``.flac`` before
+``.wav``; an utterance id listed twice (in one protocol or across splits) is refused.
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ from pathlib import Path
 
 from ..labels import normalize_label
 from ..manifest import Utterance
-from .base import CorpusListing
+from .base import AudioFolderIndex, CorpusListing
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "eval")
 PROTOCOL_DIR = "ASVspoof2019_LA_cm_protocols"
+AUDIO_PREFERENCE = (".flac", ".wav")  # in this order: some copies are converted to WAV
 PROTOCOL_FILES = {
     "train": "ASVspoof2019.LA.cm.train.trn.txt",
     "dev": "ASVspoof2019.LA.cm.dev.trl.txt",
@@ -91,6 +96,8 @@ def read_asvspoof(
     Raises:
         FileNotFoundError: the protocol of a requested split does not exist.
         ValueError: a malformed protocol line (the message names file and line).
+        DuplicateIdError: an utterance id listed twice, in one protocol or in two splits (a
+            ``ValueError`` naming the id and both ``file:line`` places).
     """
     root = Path(root)
     listing = CorpusListing(root=str(root), kind="asvspoof")
@@ -110,19 +117,13 @@ def _read_split(root: Path, split: str, *, check_files: bool) -> CorpusListing:
     if not protocol.is_file():
         raise FileNotFoundError(f"{protocol}: ASVspoof protocol for split {split!r} not found")
     listing = CorpusListing(root=str(root), kind="asvspoof")
-    folder = audio_dir(root, split)
-    seen: set[str] = set()
-    with open(protocol, encoding="utf-8") as handle:
+    audio_files = AudioFolderIndex(audio_dir(root, split))
+    with open(protocol, encoding="utf-8-sig") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             entry = parse_protocol_line(line, path=protocol, line_number=line_number)
-            if entry["utt_id"] in seen:
-                raise ValueError(f"{protocol}:{line_number}: duplicate utterance {entry['utt_id']}")
-            seen.add(entry["utt_id"])
-            path = folder / f"{entry['utt_id']}.flac"
-            if not path.exists() and path.with_suffix(".wav").exists():
-                path = path.with_suffix(".wav")  # some copies are converted to WAV
+            path = audio_files.find(entry["utt_id"], AUDIO_PREFERENCE)
             listing.add(
                 Utterance(
                     utt_id=entry["utt_id"],
@@ -134,6 +135,7 @@ def _read_split(root: Path, split: str, *, check_files: bool) -> CorpusListing:
                     split=split,
                 ),
                 check_files=check_files,
+                where=f"{protocol}:{line_number}",
             )
     if listing.problems:
         logger.warning(

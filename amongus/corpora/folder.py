@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..labels import normalize_label
 from ..manifest import Utterance
-from .base import AUDIO_SUFFIXES, CorpusListing
+from .base import AUDIO_SUFFIXES, CorpusListing, has_audio_suffix
 
 logger = logging.getLogger(__name__)
 
@@ -61,18 +61,20 @@ def read_folder_dataset(root: str | os.PathLike, *, check_files: bool = True) ->
 
     The label is the innermost folder that names one; files under no label folder are reported
     in ``problems`` (``"no label folder in path"``), as are unreadable or empty files when
-    ``check_files`` is set (headers only). ``utt_id`` is the path relative to ``root`` without
-    suffix.
+    ``check_files`` is set (headers only). Suffixes match whatever their case (``.WAV``).
+    ``utt_id`` is the path relative to ``root`` without suffix.
 
     Raises:
         FileNotFoundError: ``root`` is not a folder.
+        DuplicateIdError: two files differ only by suffix (``real/a.wav`` and ``real/a.flac``
+            are both ``real/a``); a ``ValueError`` naming the id and both paths.
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: folder dataset not found")
     listing = CorpusListing(root=str(root), kind="folder")
     for path in sorted(root.rglob("*")):
-        if path.suffix.lower() not in AUDIO_SUFFIXES or not (path.is_file() or path.is_symlink()):
+        if not has_audio_suffix(path) or not (path.is_file() or path.is_symlink()):
             continue
         relative = path.relative_to(root)
         folders = relative.parts[:-1]

@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     config_fields = {spec.name for spec in dataclasses.fields(MixerConfig)}
-    overrides = json.loads(args.config.read_text()) if args.config else {}
+    overrides = json.loads(args.config.read_text(encoding="utf-8-sig")) if args.config else {}
     overrides.update({key: value for key, value in vars(args).items() if key in config_fields})
     for key, value in overrides.items():
         if isinstance(value, list) and key not in ("noise_files", "channel_codecs"):

@@ -40,7 +40,7 @@ import numpy as np
 from ..audio import AudioError, audio_info, encode_audio
 from ..fsutil import atomic_write_bytes, atomic_write_text, check_writable, name_max, write_errors
 from ..locking import FolderLock
-from ..manifest import Mixture, MixtureSource, Utterance
+from ..manifest import Mixture, MixtureSource, Utterance, check_unique_ids
 from ..processes import die_with_parent
 from ..validation import SILENCE_THRESHOLD_DBFS, count_reasons, loudest_frame_dbfs
 from .augment import draw_augmentations
@@ -375,9 +375,11 @@ def _write_journal(path: Path, entries: Iterable[tuple[str, dict[str, Any]]]) ->
 
 def _write_manifest(path: Path, records: list[Mixture], dicts: list[dict[str, Any]]) -> None:
     """Validate the records and write the manifest lines from their dicts (as ``write_jsonl``
-    would: ``json.dumps(record.to_dict(), sort_keys=True, ensure_ascii=False)``), atomically."""
+    would: ``json.dumps(record.to_dict(), sort_keys=True, ensure_ascii=False)``), atomically.
+    A repeated mixture id is refused (``DuplicateIdError``), as by every manifest writer."""
     for record in records:
         record.validate()
+    check_unique_ids(records, where=f"{path} record")
     text = "".join(json.dumps(d, sort_keys=True, ensure_ascii=False) + "\n" for d in dicts)
     atomic_write_text(path, text)
 

@@ -6,7 +6,10 @@ One line per mixture, space separated::
 
 ``MIXTURE`` is the mixture id (the file name without extension), ``LABELk`` ``bonafide`` or
 ``spoof`` and ``MIXLABEL`` the composition (``SS``, ``SB`` or ``BB``). Mixtures of more sources
-list one ``UTT LABEL`` pair per source.
+list one ``UTT LABEL`` pair per source. Ids are written with
+:func:`amongus.manifest.encode_field` (a space becomes ``%20``; the study's ids, which hold
+none, are unchanged) and decoded on reading, so distinct ids never merge; a mixture id listed
+twice is refused.
 """
 
 from __future__ import annotations
@@ -17,14 +20,14 @@ from pathlib import Path
 
 from ..fsutil import atomic_write_text
 from ..labels import composition_label
-from ..manifest import Mixture
+from ..manifest import Mixture, UniqueIds, decode_field, encode_field
 
 
 def thesis_line(mixture: Mixture) -> str:
     """The study's metadata line for one mixture."""
-    fields = [mixture.mixture_id]
+    fields = [encode_field(mixture.mixture_id)]
     for source in mixture.sources:
-        fields += ["_".join(source.utt_id.split()), source.label]  # no blanks inside a field
+        fields += [encode_field(source.utt_id), source.label]  # reversibly: no blank in a field
     fields.append(mixture.label)
     return " ".join(fields)
 
@@ -44,10 +47,12 @@ def read_thesis_metadata(path: str | os.PathLike) -> list[dict]:
     """Parse metadata lines into ``{"mixture", "utterances", "labels", "label"}`` dicts.
 
     Raises ``ValueError`` naming the file and line for a malformed line or a composition label
-    that disagrees with the source labels.
+    that disagrees with the source labels, and ``DuplicateIdError`` (a ``ValueError``) naming
+    both lines for a mixture id listed twice.
     """
     rows = []
-    with open(path, encoding="utf-8") as handle:
+    seen = UniqueIds("mixture id")
+    with open(path, encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             fields = line.split()
             if not fields:
@@ -57,9 +62,15 @@ def read_thesis_metadata(path: str | os.PathLike) -> list[dict]:
             utterances, labels = fields[1:-1:2], fields[2:-1:2]
             if composition_label(labels) != fields[-1]:
                 raise ValueError(f"{path}:{number}: label {fields[-1]} disagrees with {labels}")
+            try:
+                mixture_id = decode_field(fields[0])
+                utterances = [decode_field(utterance) for utterance in utterances]
+            except ValueError as error:
+                raise ValueError(f"{path}:{number}: {error}") from None
+            seen.add(mixture_id, f"{path}:{number}")
             rows.append(
                 {
-                    "mixture": fields[0],
+                    "mixture": mixture_id,
                     "utterances": utterances,
                     "labels": labels,
                     "label": fields[-1],

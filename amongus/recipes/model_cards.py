@@ -44,7 +44,7 @@ def _attribution(sources: list[str]) -> str:
         for name in ("ATTRIBUTION.md", "README.md"):
             candidate = root / name
             if candidate.is_file():
-                text = candidate.read_text("utf-8").strip()
+                text = candidate.read_text("utf-8-sig").strip()
                 text = re.sub(r"^#", "###", text, flags=re.MULTILINE)
                 texts.append(f"From `{candidate}`:\n\n{text}")
                 break
@@ -197,7 +197,7 @@ def classifier_card(out_dir: str | os.PathLike, log: dict[str, Any], command: st
     config, best, initial = log["config"], log["best"], log["initial"]
     import json
 
-    model_config = json.loads((Path(out_dir) / "config.json").read_text("utf-8"))
+    model_config = json.loads((Path(out_dir) / "config.json").read_text("utf-8-sig"))
     sizes = (
         f"hidden_size={model_config['hidden_size']}, "
         f"num_hidden_layers={model_config['num_hidden_layers']}, "
@@ -268,7 +268,7 @@ def write_card(out_dir: str | os.PathLike, text: str) -> Path:
     """Write ``MODEL_CARD.md``, keeping an existing ``## Evaluation`` section."""
     path = Path(out_dir) / "MODEL_CARD.md"
     if path.exists():
-        old = path.read_text("utf-8")
+        old = path.read_text("utf-8-sig")
         if EVALUATION_HEADING in old:
             text = text.rstrip() + "\n\n" + old[old.index(EVALUATION_HEADING) :]
     path.write_text(text, "utf-8")
@@ -278,7 +278,7 @@ def write_card(out_dir: str | os.PathLike, text: str) -> Path:
 def set_evaluation_section(out_dir: str | os.PathLike, body: str) -> Path:
     """Replace (or add) the card's ``## Evaluation`` section with ``body`` (Markdown)."""
     path = Path(out_dir) / "MODEL_CARD.md"
-    text = path.read_text("utf-8") if path.exists() else ""
+    text = path.read_text("utf-8-sig") if path.exists() else ""
     if EVALUATION_HEADING in text:
         text = text[: text.index(EVALUATION_HEADING)].rstrip()
     path.write_text(f"{text}\n\n{EVALUATION_HEADING}\n\n{body.strip()}\n", "utf-8")
@@ -304,10 +304,10 @@ def finetuned_card(
     import json
 
     run_dir = Path(run_dir)
-    config = json.loads((run_dir / "trainer_config.json").read_text("utf-8"))
-    with open(run_dir / "history.csv", newline="", encoding="utf-8") as handle:
+    config = json.loads((run_dir / "trainer_config.json").read_text("utf-8-sig"))
+    with open(run_dir / "history.csv", newline="", encoding="utf-8-sig") as handle:
         history = list(csv.DictReader(handle))
-    base = Path(base_card).read_text("utf-8")
+    base = Path(base_card).read_text("utf-8-sig")
     licences = base[base.index("## Licences and attribution") : base.index("## Limitations")]
     data = base[base.index("## Training data") : base.index("## Metrics")]
 

@@ -356,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     command = command_line("amongus.recipes.results_table", argv)
     build_table(spec, progress=not args.no_progress, command=command)
-    print((Path(spec.out_dir) / "results.md").read_text("utf-8"))
+    print((Path(spec.out_dir) / "results.md").read_text("utf-8-sig"))
     return 0
 
 

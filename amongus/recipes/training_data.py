@@ -29,11 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import AudioError, load_audio
-from ..manifest import Utterance
+from ..corpora.base import has_audio_suffix
+from ..manifest import UniqueIds, Utterance
 
 logger = logging.getLogger(__name__)
-
-AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3")
 
 
 class TimeBudget:
@@ -66,21 +65,32 @@ def seed_everything(seed: int) -> None:
 
 
 def read_csv_manifest(path: str | os.PathLike) -> list[Utterance]:
-    """Utterances from a CSV with ``path`` and ``label`` columns (paths relative to the CSV)."""
+    """Utterances from a CSV with ``path`` and ``label`` columns (paths relative to the CSV).
+
+    ``utt_id`` is the ``path`` column without suffix (``bonafide/librispeech/1688-142285-0000``):
+    a bonafide file and its vocoded copy share a file name, so the name alone is no id.
+
+    Raises:
+        ValueError: a required column is missing.
+        DuplicateIdError: two rows give the same id (naming both lines).
+    """
     path = Path(path)
-    with open(path, newline="", encoding="utf-8") as handle:
+    seen = UniqueIds("utterance id")
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         missing = {"path", "label"} - set(reader.fieldnames or [])
         if missing:
             raise ValueError(f"{path}: CSV manifest lacks column(s) {sorted(missing)}")
         utterances = []
         for row in reader:
+            utt_id = Path(row["path"]).with_suffix("").as_posix()
+            seen.add(utt_id, f"{path}:{reader.line_num}")
             audio_path = Path(row["path"])
             if not audio_path.is_absolute():
                 audio_path = path.parent / audio_path
             utterances.append(
                 Utterance(
-                    utt_id=audio_path.stem,
+                    utt_id=utt_id,
                     path=str(audio_path),
                     label=row["label"],
                     speaker=row.get("speaker") or "-",
@@ -94,19 +104,28 @@ def read_csv_manifest(path: str | os.PathLike) -> list[Utterance]:
 
 
 def read_audio_folder(root: str | os.PathLike) -> list[Utterance]:
-    """Every audio file under ``root`` as bonafide speech; the speaker is the parent folder."""
+    """Every audio file under ``root`` as bonafide speech; the speaker is the parent folder.
+
+    ``utt_id`` is ``PARENT-STEM``; two files giving one id (``x.wav`` next to ``x.flac``) raise
+    ``DuplicateIdError`` naming both.
+    """
     root = Path(root)
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
-    return [
-        Utterance(
-            utt_id=f"{file.parent.name}-{file.stem}",
-            path=str(file),
-            label="bonafide",
-            speaker=file.parent.name,
-            source=str(root),
+    files = sorted(p for p in root.rglob("*") if has_audio_suffix(p))
+    seen = UniqueIds("utterance id")
+    utterances = []
+    for file in files:
+        utt_id = f"{file.parent.name}-{file.stem}"
+        seen.add(utt_id, str(file))
+        utterances.append(
+            Utterance(
+                utt_id=utt_id,
+                path=str(file),
+                label="bonafide",
+                speaker=file.parent.name,
+                source=str(root),
+            )
         )
-        for file in files
-    ]
+    return utterances
 
 
 def minispoof_speakers(utterances: list[Utterance], split: str | None) -> list[Utterance]:
@@ -136,7 +155,7 @@ def with_corpus_metadata(root: str | os.PathLike, utterances: list[Utterance]) -
     if not metadata.is_file():
         return utterances
     by_id = {}
-    with open(metadata, encoding="utf-8") as handle:
+    with open(metadata, encoding="utf-8-sig") as handle:
         for line in handle:
             if line.strip():
                 record = json.loads(line)

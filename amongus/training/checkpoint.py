@@ -58,7 +58,7 @@ def latest_checkpoint(root: str | os.PathLike) -> Path | None:
 def read_trainer_state(checkpoint: str | os.PathLike) -> dict[str, Any]:
     path = Path(checkpoint) / STATE_FILE
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError) as error:
         raise ValueError(f"{path}: unreadable trainer state ({error})") from error
 

@@ -236,7 +236,7 @@ class TrainerConfig:
     def from_json(cls, path: str | os.PathLike) -> TrainerConfig:
         path = Path(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
         except (OSError, json.JSONDecodeError) as error:
             raise ValueError(f"{path}: cannot read the trainer config ({error})") from error
         return cls.from_dict(data)

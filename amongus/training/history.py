@@ -55,7 +55,7 @@ def write_history_csv(path: str | os.PathLike, rows: list[dict[str, Any]]) -> Pa
 def read_history_csv(path: str | os.PathLike) -> list[dict[str, float | int | None]]:
     """Read a ``history.csv`` back (empty cells become ``None``)."""
     rows = []
-    with open(path, encoding="utf-8", newline="") as handle:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
         for raw in csv.DictReader(handle):
             row: dict[str, float | int | None] = {}
             for key, value in raw.items():

@@ -182,7 +182,7 @@ def festvox_ru_clips(failures: dict[str, int]) -> list[SourceClip]:
         return []
     clips = []
     pattern = re.compile(r'^\(\s*(\S+)\s+"(.*)"\s*\)\s*$')
-    for line in transcript_file.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in transcript_file.read_text(encoding="utf-8-sig", errors="replace").splitlines():
         match = pattern.match(line.strip())
         if not match:
             continue
@@ -210,7 +210,7 @@ def festvox_ru_clips(failures: dict[str, int]) -> list[SourceClip]:
 
 def _tuxpaint_text(txt_path: Path, language: str) -> str:
     try:
-        lines = txt_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = txt_path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
     except OSError:
         return ""
     if language == "en":
@@ -269,7 +269,7 @@ def shared_clips(root: Path, failures: dict[str, int]) -> list[SourceClip]:
         failures[f"shared folder without manifest.csv ({root})"] += 1
         return []
     clips = []
-    with open(manifest, encoding="utf-8", newline="") as handle:
+    with open(manifest, encoding="utf-8-sig", newline="") as handle:
         for row in csv.DictReader(handle):
             path = root / row["path"]
             header = _header(path)
