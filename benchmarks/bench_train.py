@@ -119,11 +119,12 @@ def unavoidable_compute(config, epochs: int) -> dict:
         separator_rate=separator.sample_rate,
         stream_rate=classifier.sample_rate,
         dtype=config.cache_dtype,
+        chunk_seconds=config.chunk_seconds,
     )
     mixtures = read_mixture_manifest(config.train_mixtures)
     dataset = CachedStreamDataset(
         cache,
-        [cache.get(m.mixture_id) for m in mixtures],
+        [cache.get(m) for m in mixtures],  # by content: ids may repeat across manifests
         label_to_index=label_to_index_map(classifier.spoof_index, 2),
         max_samples=None,
         random_crop=False,
