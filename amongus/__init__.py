@@ -2,6 +2,7 @@
 
 The public names load lazily, so ``import amongus`` stays light: speechbrain, asteroid and
 transformers are imported only when a component that needs them is used.
+``amongus.show_versions()`` prints the environment report to paste into a bug report.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ _LAZY = {
     "load_utterances": "amongus.corpora",
     "load_audio": "amongus.audio",
     "save_audio": "amongus.audio",
+    "show_versions": "amongus._compat",
 }
 
 __all__ = sorted(_LAZY)

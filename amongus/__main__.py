@@ -1,7 +1,9 @@
 """The main job on the embedded default, offline: ``python -m amongus``.
 
 Mixes the bundled demo set, runs the default pipeline (shipped separator and classifier) over the
-mixtures and prints and writes the multiclass + per-stream report.
+mixtures and prints and writes the multiclass + per-stream report. ``--separator``,
+``--classifier`` and the checkpoint-loading flags (:mod:`amongus.cli_options`) swap components;
+``--version --verbose`` prints the environment report for bug reports.
 """
 
 from __future__ import annotations
@@ -10,6 +12,14 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+
+from ._compat import TorchFamilyError
+from .cli_options import (
+    add_component_options,
+    add_version_options,
+    component_specs,
+    version_requested,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,13 +40,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="pipeline preset (see amongus.defaults: default, clean, sepformer-8k, oracle, ...)",
     )
     parser.add_argument("--workers", type=int, default=None, help="mixer worker processes")
+    add_component_options(parser, default="the preset's")
+    add_version_options(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    if version_requested(argv):
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return _run(parser, args)
+    except (ValueError, OSError, TorchFamilyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from .corpora.demo import demo_utterances
     from .defaults import available_presets
     from .mix import Mixer, MixerConfig
@@ -44,10 +69,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.preset not in available_presets():
         parser.error(f"unknown preset {args.preset!r}; available: {', '.join(available_presets())}")
+    # the models load before anything is mixed, so a bad component fails at once
+    components = {k: v for k, v in component_specs(args, preset=args.preset).items() if v}
+    print(f"[1/3] loading the pipeline (preset {args.preset!r})")
+    pipeline = Pipeline.from_preset(args.preset, **components)
     args.out.mkdir(parents=True, exist_ok=True)
     utterances = demo_utterances(args.split)
     print(
-        f"[1/3] mixing {args.n_mixtures} mixtures from {len(utterances)} demo utterances "
+        f"[2/3] mixing {args.n_mixtures} mixtures from {len(utterances)} demo utterances "
         f"({args.split} split)"
     )
     mix_dir = args.out / "mixtures"
@@ -60,8 +89,6 @@ def main(argv: list[str] | None = None) -> int:
         split=args.split,
     )
     print(summary)
-    print(f"[2/3] loading the pipeline (preset {args.preset!r})")
-    pipeline = Pipeline.from_preset(args.preset)
     print(f"[3/3] evaluating {mix_dir / 'mixtures.jsonl'}")
     report = pipeline.evaluate(mix_dir / "mixtures.jsonl")
     report_dir = args.out / "report"

@@ -162,10 +162,12 @@ def find_spoof_index(
     if not spoofs and len(labels) == 2 and len(bonafides) == 1:
         return next(index for index in labels if index != bonafides[0])
     problem = "several classes read as spoof" if len(spoofs) > 1 else "no class reads as spoof"
+    from .cli_options import how_to_pass
+
     raise ValueError(
         f"cannot tell which class is spoof from the model's id2label ({described}): {problem}. "
-        "Expected names such as 'spoof'/'fake' and 'bonafide'/'real'; pass spoof_label=... or "
-        "spoof_index=... to choose"
+        "Expected names such as 'spoof'/'fake' and 'bonafide'/'real'; pass "
+        f"{how_to_pass('spoof_label', 'NAME')} or {how_to_pass('spoof_index', 'N')} to choose"
     )
 
 

@@ -93,7 +93,8 @@ def _resolve(spec: str) -> str:
     if not path.exists():
         raise FileNotFoundError(
             f"no shipped default yet: {path} does not exist. Pass separator= and classifier= "
-            "explicitly (a registered name, a local folder or a config dict)."
+            "explicitly (a registered name, a local folder or a config dict; on the command "
+            "line --separator and --classifier)."
         )
     return str(path)
 

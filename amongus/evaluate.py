@@ -31,7 +31,14 @@ from typing import Any
 
 import numpy as np
 
+from ._compat import TorchFamilyError
 from .audio import AudioError
+from .cli_options import (
+    add_component_options,
+    add_version_options,
+    component_specs,
+    version_requested,
+)
 from .labels import BONAFIDE, SPOOF
 from .manifest import Utterance
 from .results import EvaluationReport
@@ -215,15 +222,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--single", action="store_true", help="single-stream evaluation (no separator)"
     )
     parser.add_argument("--split", default=None, help="--single: corpus split (train/dev/eval)")
-    parser.add_argument(
-        "--separator",
-        default=None,
-        help="oracle, passthrough, sepformer, convtasnet, a checkpoint folder or hub id "
-        "(default: the preset's)",
-    )
-    parser.add_argument(
-        "--classifier", default=None, help="classifier folder or hub id (default: the preset's)"
-    )
     parser.add_argument("--preset", default="default", help="amongus.defaults preset for defaults")
     parser.add_argument(
         "--assignment",
@@ -244,13 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("runs/evaluate"), help="output folder")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_component_options(parser)
+    add_version_options(parser)
     return parser
 
 
 def _single(args: argparse.Namespace) -> int:
     from .pipeline import load_classifier
 
-    spec = args.classifier
+    spec = component_specs(args, preset=args.preset, kinds=("classifier",))["classifier"]
     if spec is None:
         from .defaults import default_components
 
@@ -284,8 +284,7 @@ def _mixtures(args: argparse.Namespace) -> int:
     if len(args.inputs) != 1:
         raise SystemExit("give one mixtures.jsonl (or Mixer output folder) per run")
     pipeline = Pipeline(
-        separator=args.separator,
-        classifier=args.classifier,
+        **component_specs(args, preset=args.preset),
         assignment=None if args.assignment == "none" else args.assignment,
         batch_size=args.batch_size,
         chunk_seconds=args.chunk_seconds,
@@ -301,11 +300,16 @@ def _mixtures(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if version_requested(argv):
+        return 0
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return _single(args) if args.single else _mixtures(args)
-    except (FileNotFoundError, ValueError, OSError) as error:
+    except (FileNotFoundError, ValueError, OSError, TorchFamilyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -2,7 +2,11 @@
 
 Every option of :class:`amongus.training.TrainerConfig` is a flag (``--batch-size 8``,
 ``--train-layers first:5,last:5``, ``--class-weights 0.1 0.9``, ``--no-resume``...); ``--config
-run.json`` reads a JSON config first and the flags override it. The same command runs on several
+run.json`` reads a JSON config first and the flags override it. ``--separator`` and
+``--classifier`` also take a JSON component config, and the checkpoint-loading flags shared with
+the other tools (``--trust-checkpoint``, ``--spoof-label``/``--spoof-index``,
+``--separator-rate``; :mod:`amongus.cli_options`) go into ``separator_options`` and
+``classifier_options``. The same command runs on several
 GPUs or nodes under ``accelerate launch -m amongus.train ...``. Rerun the same command after an
 interruption and training continues from the last checkpoint.
 """
@@ -10,6 +14,7 @@ interruption and training continues from the last checkpoint.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -18,6 +23,18 @@ import types
 import typing
 from typing import Any
 
+from ._compat import TorchFamilyError
+from .cli_options import (
+    add_component_options,
+    add_version_options,
+    loading_options,
+    parse_component,
+    split_config,
+    version_requested,
+    with_options,
+)
+from .fsutil import check_writable, one_line
+from .locking import FolderLock
 from .training.config import TrainerConfig
 
 
@@ -80,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             options["type"] = _optional(base) if optional else base
         parser.add_argument(flag, **options)
+    add_component_options(parser, components=False)
+    add_version_options(parser, verbose=False)
     return parser
 
 
@@ -97,10 +116,28 @@ def config_from_args(args: argparse.Namespace) -> TrainerConfig:
         values.update(TrainerConfig.from_json(args.config).to_dict())
     names = {item.name for item in dataclasses.fields(TrainerConfig)}
     values.update({key: value for key, value in vars(args).items() if key in names})
+    _merge_component_options(values, args)
     return TrainerConfig.from_dict(values)
 
 
+def _merge_component_options(values: dict[str, Any], args: argparse.Namespace) -> None:
+    """Split JSON component configs into ``separator``/``classifier`` and their ``*_options``,
+    and add the loading flags (they win over the JSON and ``--*-options``)."""
+    separator_flags, classifier_flags = loading_options(args)
+    for kind, flags in (("separator", separator_flags), ("classifier", classifier_flags)):
+        spec = values.get(kind)
+        if isinstance(spec, str):
+            spec = parse_component(spec, flag=f"--{kind}")
+        if spec is None:
+            continue  # TrainerConfig reports a missing classifier
+        name, options = split_config(with_options(spec, flags, kind=kind))
+        values[kind] = str(name)
+        values[f"{kind}_options"] = {**(values.get(f"{kind}_options") or {}), **options}
+
+
 def main(argv: list[str] | None = None) -> int:
+    if version_requested(argv):
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -111,14 +148,22 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
         from .training import Trainer
 
+        # a full disk or read-only folder stops the run now, not at its first checkpoint
+        check_writable(config.output_dir)
+        check_writable(config.resolved_cache_dir)
         trainer = Trainer(config)
-        if args.prepare_only:
-            entries = trainer.prepare_cache()
-            print(f"{trainer.fill_report}; {len(entries)} mixtures in {trainer.cache.directory}")
-            return 0
-        result = trainer.train()
-    except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        # one run per output folder (the main process holds the lock; kill -9 releases it)
+        owner = FolderLock(config.output_dir) if trainer.accelerator.is_main_process else None
+        with owner or contextlib.nullcontext():
+            if args.prepare_only:
+                entries = trainer.prepare_cache()
+                print(
+                    f"{trainer.fill_report}; {len(entries)} mixtures in {trainer.cache.directory}"
+                )
+                return 0
+            result = trainer.train()
+    except (ValueError, OSError, TorchFamilyError) as error:
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
     if trainer.accelerator.is_main_process:
         last = result.history[-1] if result.history else {}

@@ -4,16 +4,99 @@ A card is generated from the run's ``training_log.json`` at the end of training:
 size, the exact command, the data with its licences (and the corpus ``ATTRIBUTION.md`` when the
 training corpus has one), validation metrics and training time. Evaluation numbers from the
 results table are appended under ``## Evaluation`` by :func:`set_evaluation_section`.
+
+Cards and the files shipped next to them name no folder of the machine they were built on:
+paths inside the repository (or the working directory) are written relative to it, and other
+absolute paths (the training corpus) become ``path/to/<name>`` placeholders
+(:func:`portable_path`, :func:`portable_command`, :func:`portable_data`).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
 EVALUATION_HEADING = "## Evaluation"
+#: Strings that :func:`portable_data` treats as shell commands.
+_COMMANDS = ("python ", "python3 ", "accelerate ", "bash ")
+#: An absolute POSIX path, a home-relative path or a Windows drive path.
+_ABSOLUTE = re.compile(r"^(/|~|[A-Za-z]:[\\/])")
+
+
+def repository_root() -> Path:
+    """The folder holding the ``amongus`` package (the repository root in a checkout)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def portable_path(path: str | os.PathLike) -> str:
+    """``path`` as a shipped file may name it: unchanged when relative; relative to the
+    repository or the working directory when inside one; else the placeholder
+    ``path/to/<name>``.
+
+    >>> portable_path("/somewhere/else/corpus/minispoof")
+    'path/to/minispoof'
+    >>> portable_path("runs/mix/mixtures.jsonl")
+    'runs/mix/mixtures.jsonl'
+    """
+    text = os.fspath(path)
+    if not _ABSOLUTE.match(text):
+        return text
+    absolute = Path(text).expanduser()
+    for base in (repository_root(), Path.cwd().resolve()):
+        if base == Path(base.anchor) or base == Path.home():
+            continue  # a path "relative" to / or ~ would still name the machine's folders
+        try:
+            return absolute.relative_to(base).as_posix() or "."
+        except ValueError:
+            continue
+    return f"path/to/{absolute.name}" if absolute.name else "path/to"
+
+
+def portable_command(command: str) -> str:
+    """A shell command with every absolute path argument (``/x``, ``--opt=/x``) made portable
+    (:func:`portable_path`)."""
+    try:
+        tokens = shlex.split(command)
+    except ValueError:  # unbalanced quotes: leave the text as it is
+        return command
+
+    def fix(token: str) -> str:
+        if _ABSOLUTE.match(token):
+            return portable_path(token)
+        option, equals, value = token.partition("=")
+        if equals and option.startswith("-") and _ABSOLUTE.match(value):
+            return f"{option}={portable_path(value)}"
+        return token
+
+    return shlex.join(fix(token) for token in tokens)
+
+
+def portable_data(data: Any) -> Any:
+    """A copy of JSON-like ``data`` whose absolute-path strings are made portable, for
+    ``training_log.json``, ``trainer_config.json`` and result files shipped with the package."""
+    if isinstance(data, dict):
+        return {key: portable_data(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [portable_data(value) for value in data]
+    if isinstance(data, str) and data.startswith(_COMMANDS):
+        return portable_command(data)
+    if isinstance(data, str) and _ABSOLUTE.match(data):
+        return portable_path(data)
+    return data
+
+
+def portable_text(text: str) -> str:
+    """Markdown with the commands in code spans (`` `python -m ...` ``) made portable
+    (:func:`portable_command`) and paths under the repository or the working directory made
+    relative; the last step before a card is written."""
+    text = re.sub(r"`(python -m [^`\n]+)`", lambda match: f"`{portable_command(match[1])}`", text)
+    for base in (repository_root(), Path.cwd().resolve()):
+        if base != Path(base.anchor) and base != Path.home():
+            text = text.replace(f"{base.as_posix()}/", "")
+    return text
 
 
 def folder_megabytes(folder: str | os.PathLike) -> float:
@@ -46,7 +129,7 @@ def _attribution(sources: list[str]) -> str:
             if candidate.is_file():
                 text = candidate.read_text("utf-8-sig").strip()
                 text = re.sub(r"^#", "###", text, flags=re.MULTILINE)
-                texts.append(f"From `{candidate}`:\n\n{text}")
+                texts.append(f"From `{portable_path(root)}/{name}`:\n\n{text}")
                 break
     return "\n\n".join(texts)
 
@@ -57,7 +140,7 @@ def _common_sections(log: dict[str, Any], command: str) -> list[str]:
         "## Training command",
         "",
         "```bash",
-        command,
+        portable_command(command),
         "```",
         "",
         f"Seed {config['seed']}; {log['steps']} optimizer steps in "
@@ -69,7 +152,7 @@ def _common_sections(log: dict[str, Any], command: str) -> list[str]:
         "## Training data",
         "",
         f"Training split `{config['train_split']}` of: "
-        + ", ".join(f"`{s}`" for s in config["train_sources"])
+        + ", ".join(f"`{portable_path(s)}`" for s in config["train_sources"])
         + ".",
         "",
         _data_table(log["train_data"]),
@@ -78,7 +161,7 @@ def _common_sections(log: dict[str, Any], command: str) -> list[str]:
         "Validation: "
         + (
             f"split `{config['val_split']}` of "
-            + ", ".join(f"`{s}`" for s in config["val_sources"])
+            + ", ".join(f"`{portable_path(s)}`" for s in config["val_sources"])
             if config["val_sources"]
             else "held-out speakers of the training sources"
         )
@@ -271,7 +354,7 @@ def write_card(out_dir: str | os.PathLike, text: str) -> Path:
         old = path.read_text("utf-8-sig")
         if EVALUATION_HEADING in old:
             text = text.rstrip() + "\n\n" + old[old.index(EVALUATION_HEADING) :]
-    path.write_text(text, "utf-8")
+    path.write_text(portable_text(text), "utf-8")
     return path
 
 
@@ -281,7 +364,8 @@ def set_evaluation_section(out_dir: str | os.PathLike, body: str) -> Path:
     text = path.read_text("utf-8-sig") if path.exists() else ""
     if EVALUATION_HEADING in text:
         text = text[: text.index(EVALUATION_HEADING)].rstrip()
-    path.write_text(f"{text}\n\n{EVALUATION_HEADING}\n\n{body.strip()}\n", "utf-8")
+    body = portable_text(body.strip())
+    path.write_text(f"{text}\n\n{EVALUATION_HEADING}\n\n{body}\n", "utf-8")
     return path
 
 
@@ -354,8 +438,8 @@ def finetuned_card(
         "## Training command",
         "",
         "```bash",
-        *mix_commands,
-        command,
+        *(portable_command(line) for line in mix_commands),
+        portable_command(command),
         "```",
         "",
         "`trainer_config.json` and `history.csv` in this folder are the run's own files.",

@@ -3,7 +3,7 @@
 One command runs the study's experiment end to end on mixtures of the corpus eval split
 (speakers and spoof systems unseen in training)::
 
-    python -m amongus.recipes.results_table --corpus /work/corpus/minispoof --out results/table
+    python -m amongus.recipes.results_table --corpus path/to/minispoof --out results/table
 
 1. mixes ``--n-mixtures`` two-speaker mixtures from the corpus eval split with the project's
    :class:`amongus.mix.Mixer` (seeded; reused when the folder already holds them);
@@ -36,6 +36,7 @@ from typing import Any
 
 from ..defaults import MODELS_DIR
 from ._cli import command_line, start_recipe_run
+from .model_cards import portable_data
 
 logger = logging.getLogger(__name__)
 
@@ -251,6 +252,8 @@ def build_table(spec: TableSpec, *, progress: bool = True, command: str = "") ->
 
 def write_outputs(out: Path, result: dict[str, Any]) -> None:
     """``results.json`` (everything), ``results.csv`` (mixture rows) and ``results.md``."""
+    # published with the docs: paths relative to the repository, the corpus as a placeholder
+    result = portable_data(result)
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n", "utf-8")
     with open(out / "results.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)

@@ -13,8 +13,8 @@ model so far is written. Seeded; bounded by ``--max-steps`` and ``--max-minutes`
 
 Command line (``python -m amongus.recipes.train_classifier --help``)::
 
-    python -m amongus.recipes.train_classifier --train /work/corpus/minispoof \\
-        --val /work/corpus/minispoof --out amongus/data/models/wavlm-spoof-clean \\
+    python -m amongus.recipes.train_classifier --train path/to/minispoof \\
+        --val path/to/minispoof --out amongus/data/models/wavlm-spoof-clean \\
         --max-minutes 20 --seed 0
 """
 
@@ -34,6 +34,7 @@ import numpy as np
 
 from ..labels import BONAFIDE, BONAFIDE_INDEX, SPOOF, SPOOF_INDEX
 from ._cli import command_line, start_recipe_run
+from .model_cards import portable_data
 from .training_data import (
     LoadedUtterance,
     TimeBudget,
@@ -308,7 +309,8 @@ def train_classifier(config: ClassifierTrainingConfig, *, progress: bool = True)
         "val_data": describe_sources(val_items, SAMPLE_RATE),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    write_json(out_dir / "training_log.json", log)
+    # shipped next to the weights: no folder of this machine in it (corpus -> placeholder)
+    write_json(out_dir / "training_log.json", portable_data(log))
     return log
 
 

@@ -17,7 +17,7 @@ The model is saved in its library's published format, loadable by ``amongus.load
 Command line (``python -m amongus.recipes.train_separator --help``)::
 
     python -m amongus.recipes.train_separator --arch convtasnet --sample-rate 16000 \\
-        --train /work/corpus/minispoof --val /work/corpus/minispoof \\
+        --train path/to/minispoof --val path/to/minispoof \\
         --out amongus/data/models/convtasnet-16k --max-minutes 22 --seed 0
 """
 
@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ._cli import command_line, start_recipe_run
+from .model_cards import portable_data
 from .training_data import (
     LoadedUtterance,
     TimeBudget,
@@ -286,6 +287,10 @@ def train_separator(config: SeparatorTrainingConfig, *, progress: bool = True) -
     a loadable model. Returns the training log (also written to ``out_dir/training_log.json``).
     """
     import torch
+
+    from .._compat import check_torch_family
+
+    check_torch_family()  # before Asteroid imports a torchaudio built for another torch
     from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
     from tqdm import tqdm
 
@@ -399,7 +404,8 @@ def train_separator(config: SeparatorTrainingConfig, *, progress: bool = True) -
         "saved": str(saved),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    write_json(out_dir / "training_log.json", log)
+    # shipped next to the weights: no folder of this machine in it (corpus -> placeholder)
+    write_json(out_dir / "training_log.json", portable_data(log))
     return log
 
 

@@ -18,6 +18,8 @@ from ..checkpoints import CheckpointError  # noqa: F401
 logger = logging.getLogger(__name__)
 _WARNED_SHORT: set[tuple[str, int]] = set()
 _REGISTRY: dict[str, Callable[..., Separator]] = {}
+#: Registered separators that run without SpeechBrain, Asteroid or torchaudio.
+_NEEDS_NO_MODEL_LIBRARY = ("oracle", "passthrough")
 
 
 @runtime_checkable
@@ -346,7 +348,9 @@ def load_separator(name_or_path: Any, **options) -> Separator:
     """Build a separator from a registered name, a checkpoint path or hub id, or an instance.
 
     * a ``Separator`` instance is returned as is;
-    * a dict ``{"name": ..., **options}`` is a config;
+    * a dict ``{"name": ..., **options}`` is a config; ``{"path": ..., **options}`` names a
+      checkpoint, and ``{"name": "convtasnet", "path": ..., ...}`` a checkpoint for a
+      registered model separator (the path is its ``source``);
     * a registered name (``"oracle"``, ``"passthrough"``, ``"sepformer"``, ``"convtasnet"``...);
     * otherwise a local path or hub id, whose format (SpeechBrain ``hyperparams.yaml`` or an
       Asteroid checkpoint) decides the adapter.
@@ -355,10 +359,28 @@ def load_separator(name_or_path: Any, **options) -> Separator:
         return name_or_path
     if isinstance(name_or_path, dict):
         config = dict(name_or_path)
-        name = config.pop("name")
+        name, path = config.pop("name", None), config.pop("path", None)
+        if name is None and path is None:
+            raise ValueError(f"separator config {name_or_path!r} needs a 'name' or a 'path'")
+        if name is None:
+            name = path
+        elif path is not None:
+            _import_builtin_separators()
+            if name not in _REGISTRY or name in _NEEDS_NO_MODEL_LIBRARY:
+                raise ValueError(
+                    f"separator config {name_or_path!r}: 'path' goes with a registered model "
+                    "separator name (sepformer, convtasnet), or alone"
+                )
+            config["source"] = path
         return load_separator(name, **{**config, **options})
     _import_builtin_separators()
     name = str(name_or_path)
+    if name not in _NEEDS_NO_MODEL_LIBRARY:
+        # SpeechBrain and Asteroid import torchaudio first thing; a torchaudio built for another
+        # torch fails there with an opaque OSError, so check the pair before they are imported.
+        from .._compat import check_torch_family
+
+        check_torch_family()
     if name in _REGISTRY:
         return _REGISTRY[name](**options)
     from .detect import separator_from_source

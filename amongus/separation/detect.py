@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .._compat import check_torch_family
 from .base import CheckpointError, Separator
 from .convtasnet import PACKAGE_SUFFIXES, ConvTasNetSeparator
 from .sepformer import SepformerSeparator
@@ -63,6 +64,7 @@ def separator_from_source(
     """Build the separator a checkpoint path or hub id holds; ``options`` go to its adapter."""
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    check_torch_family()  # before SpeechBrain/Asteroid import a mismatched torchaudio
     kind = kind or detect_kind(name_or_path)
     source = Path(name_or_path).expanduser()
     if kind == "sepformer":

@@ -115,6 +115,10 @@ def instantiate_sepformer(hparams_text: str, *, seed: int = 0) -> dict[str, Any]
     ``decoder``): train those modules, then write them with ``save_sepformer``.
     """
     import torch
+
+    from .._compat import check_torch_family
+
+    check_torch_family()  # the YAML imports SpeechBrain, which imports torchaudio
     from hyperpyyaml import load_hyperpyyaml
 
     torch.manual_seed(seed)
@@ -182,6 +186,10 @@ def build_convtasnet_model(
     """A seeded, randomly initialised ``asteroid.models.ConvTasNet`` (published: ``n_filters=512,
     bn_chan=128, hid_chan=512, skip_chan=128, n_blocks=8, n_repeats=3``)."""
     import torch
+
+    from .._compat import check_torch_family
+
+    check_torch_family()  # Asteroid imports torchaudio first thing
     from asteroid.models import ConvTasNet
 
     torch.manual_seed(seed)

@@ -75,12 +75,19 @@ class TrainerConfig:
         "or any AutoModelForAudioClassification)",
         required=True,
     )
+    classifier_options: dict[str, Any] = _opt(
+        {},
+        "extra options for SpoofClassifier.from_pretrained, as JSON (e.g. "
+        "'{\"spoof_index\": 1}' for a LABEL_0/LABEL_1 model)",
+    )
     separator: str = _opt(
         "sepformer",
         "frozen separator: oracle, passthrough, sepformer, convtasnet, a checkpoint path or hub id",
     )
     separator_options: dict[str, Any] = _opt(
-        {}, "extra options for load_separator, as JSON (e.g. '{\"n_src\": 2}')"
+        {},
+        "extra options for load_separator, as JSON (e.g. '{\"n_src\": 2}', "
+        "'{\"sample_rate\": 8000}')",
     )
     separation_batch_size: int = _opt(4, "mixtures per separator call while filling the cache")
     chunk_seconds: float | None = _opt(

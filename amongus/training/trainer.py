@@ -160,9 +160,9 @@ class Trainer:
         if self._classifier is None:
             from ..classifier import SpoofClassifier
 
-            self._classifier = SpoofClassifier.from_pretrained(
-                self.config.classifier, device="cpu", max_seconds=None
-            )
+            # whole streams: the trainer crops them itself (max_seconds of the config)
+            options = {"max_seconds": None, **self.config.classifier_options, "device": "cpu"}
+            self._classifier = SpoofClassifier.from_pretrained(self.config.classifier, **options)
         return self._classifier
 
     @property
