@@ -39,7 +39,9 @@ from .cli_options import (
     component_specs,
     version_requested,
 )
+from .fsutil import check_writable, one_line
 from .labels import BONAFIDE, SPOOF
+from .locking import FolderLock
 from .manifest import Utterance
 from .results import EvaluationReport
 from .validation import load_utterance_audio
@@ -308,9 +310,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        return _single(args) if args.single else _mixtures(args)
+        # a full disk or read-only --out stops here, before any model is loaded or scored;
+        # one run per output folder (FolderLock; kill -9 releases it)
+        with FolderLock(args.out):
+            check_writable(args.out)
+            return _single(args) if args.single else _mixtures(args)
     except (FileNotFoundError, ValueError, OSError, TorchFamilyError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
 
 

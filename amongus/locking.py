@@ -66,6 +66,9 @@ class FolderBusyError(OSError):
 class FolderLock:
     """Exclusive lock on an output folder (a context manager; reentrant use is an error).
 
+    The folder is created if needed; when the lock created it and it holds nothing but the lock
+    file at release (the run failed before writing), it is removed again.
+
     >>> with FolderLock("runs/mix", purpose="amongus.mix"):  # doctest: +SKIP
     ...     write_everything()
 
@@ -79,6 +82,7 @@ class FolderLock:
         self.path = self.folder / LOCK_NAME
         self.purpose = purpose
         self._fd: int | None = None
+        self._created = False
 
     @property
     def held(self) -> bool:
@@ -90,6 +94,7 @@ class FolderLock:
         if fcntl is None:  # pragma: no cover - Windows
             logger.warning("no fcntl: %s is not protected against concurrent runs", self.folder)
             return self
+        self._created = not self.folder.exists()
         with write_errors(self.path):
             self.folder.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
@@ -126,6 +131,13 @@ class FolderLock:
         except OSError:
             pass
         os.close(fd)  # closing the last descriptor releases the flock
+        if self._created:  # a run that wrote nothing (it failed early) leaves nothing behind
+            try:
+                if [child.name for child in self.folder.iterdir()] == [LOCK_NAME]:
+                    self.path.unlink()
+                    self.folder.rmdir()
+            except OSError:
+                pass
 
     def __enter__(self) -> FolderLock:
         return self.acquire()

@@ -2,7 +2,7 @@
 
 matplotlib is imported lazily and used through ``matplotlib.figure.Figure`` (Agg canvas), without
 pyplot: no global figure state, nothing accumulates in long evaluation runs, and a notebook's
-backend is left alone. Each function writes one PNG and returns its path.
+backend is left alone. Each function writes one PNG (atomically) and returns its path.
 Scores are higher = bonafide, as in :mod:`amongus.metrics`.
 """
 
@@ -37,10 +37,16 @@ def _curves(
 
 
 def _save(figure: Any, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120, bbox_inches="tight")
-    return path
+    """Render to memory, then write atomically: a full disk never leaves a 0-byte PNG, and the
+    error (:class:`amongus.fsutil.OutputError`) names the file."""
+    import io
+
+    from .fsutil import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    image_format = Path(path).suffix.lstrip(".").lower() or "png"
+    figure.savefig(buffer, format=image_format, dpi=120, bbox_inches="tight")
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def plot_roc(

@@ -24,6 +24,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ..fsutil import write_errors
 from .stream_cache import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,11 @@ def save_checkpoint(
 
     The model is written in Hugging Face format by the save hook the Trainer registers
     (:func:`register_hf_model_hooks`); ``state`` goes to ``trainer_state.json``.
+
+    Raises:
+        amongus.fsutil.OutputError: the file system refused a write (full disk, quota,
+            read-only); the message names the checkpoint and the cause, and the partial
+            checkpoint is removed.
     """
     root = Path(root)
     final = root / checkpoint_name(global_step)
@@ -84,10 +90,21 @@ def save_checkpoint(
         if tmp.exists():
             shutil.rmtree(tmp)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
+    try:
+        # torch.save reports a full disk as "unexpected pos" without a path: name it
+        with write_errors(final):
+            accelerator.save_state(str(tmp))
+    except BaseException:
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)  # no partial checkpoint left behind
+        raise
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        atomic_write_text(tmp / STATE_FILE, json.dumps(state, sort_keys=True) + "\n")
+        try:
+            atomic_write_text(tmp / STATE_FILE, json.dumps(state, sort_keys=True) + "\n")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         if final.exists():  # the same step written again after a resume: replace it
             old = root / f".old-{checkpoint_name(global_step)}"
             if old.exists():
@@ -149,7 +166,12 @@ def save_model_atomically(classifier, directory: str | os.PathLike) -> Path:
     tmp = directory.with_name(f".tmp-{directory.name}")
     if tmp.exists():
         shutil.rmtree(tmp)
-    classifier.save_pretrained(tmp)
+    try:
+        with write_errors(directory):
+            classifier.save_pretrained(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if directory.exists():
         old = directory.with_name(f".old-{directory.name}")
         if old.exists():

@@ -31,12 +31,14 @@ import json
 import logging
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..fsutil import atomic_write
+from ..fsutil import atomic_write_text as fsutil_atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -45,23 +47,14 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def _atomic_write_bytes(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    """``write(handle)`` into ``path`` atomically (:func:`amongus.fsutil.atomic_write`: the
+    umask's mode, ``OutputError`` naming the file when the file system refuses)."""
+    atomic_write(path, write)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write text to a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    _atomic_write_bytes(path, lambda handle: handle.write(text.encode("utf-8")))
-    return path
+    return fsutil_atomic_write_text(path, text)
 
 
 _DIGESTS: dict[tuple, str] = {}  # (path, size, mtime_ns, inode) -> SHA-256, this process only
