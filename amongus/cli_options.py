@@ -5,7 +5,7 @@ on every command line:
 
 | Python keyword | command line | reaches |
 | --- | --- | --- |
-| ``trust_checkpoint=True`` | ``--trust-checkpoint`` | separator (and classifier) loading |
+| ``trust_checkpoint=True`` | ``--trust-checkpoint`` | separator and classifier loading |
 | ``spoof_label="..."`` | ``--spoof-label NAME`` | the classifier (``SpoofClassifier``) |
 | ``spoof_index=1`` | ``--spoof-index N`` | the classifier (``SpoofClassifier``) |
 | ``sample_rate=8000`` | ``--separator-rate HZ`` | the separator (Asteroid, SpeechBrain) |
@@ -211,14 +211,6 @@ def parse_component(text: str | None, *, flag: str = "--separator") -> str | dic
     return config
 
 
-def _classifier_accepts(keyword: str) -> bool:
-    import inspect
-
-    from .classifier import SpoofClassifier
-
-    return keyword in inspect.signature(SpoofClassifier.from_pretrained).parameters
-
-
 def _name_of(spec: Any) -> str | None:
     if isinstance(spec, dict):
         return spec.get("name")
@@ -231,8 +223,7 @@ def loading_options(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str,
     classifier: dict[str, Any] = {}
     if getattr(args, "trust_checkpoint", False):
         separator["trust_checkpoint"] = True
-        if _classifier_accepts("trust_checkpoint"):
-            classifier["trust_checkpoint"] = True
+        classifier["trust_checkpoint"] = True
     if getattr(args, "separator_rate", None) is not None:
         if args.separator_rate <= 0:
             raise ValueError(f"--separator-rate must be positive, got {args.separator_rate}")

@@ -313,6 +313,26 @@ def test_trust_checkpoint_reaches_the_separator_loader(models, mixtures, tmp_pat
     assert report["counts"]["evaluated"] == 2
 
 
+def test_trust_checkpoint_reaches_the_classifier_loader(models, corpus, tmp_path, monkeypatch):
+    from amongus.classifier import SpoofClassifier
+    from amongus.evaluate import main
+
+    calls = []
+    original = SpoofClassifier.from_pretrained.__func__
+
+    def spy(cls, name_or_path, **options):
+        calls.append(options)
+        return original(cls, name_or_path, **options)
+
+    monkeypatch.setattr(SpoofClassifier, "from_pretrained", classmethod(spy))
+    argv = [str(corpus), "--single", "--classifier", str(models["labels"]), "--quiet"]
+    argv += ["--spoof-index", "1", "--no-plots", "--out", str(tmp_path / "out")]
+    assert main([*argv, "--trust-checkpoint"]) == 0
+    assert calls[-1]["trust_checkpoint"] is True and calls[-1]["spoof_index"] == 1
+    assert main(argv) == 0
+    assert not calls[-1].get("trust_checkpoint")
+
+
 # ---------------------------------------------------------------------------- python -m amongus
 def test_main_job_takes_components_and_loading_options(models, tmp_path, capsys):
     from amongus.__main__ import main
@@ -348,7 +368,7 @@ def test_train_options_reach_the_trainer_components(models, mixtures, tmp_path):
     ]
     config = config_from_args(build_parser().parse_args(argv))
     assert config.classifier == str(models["labels"])
-    assert config.classifier_options["spoof_label"] == "LABEL_1"
+    assert config.classifier_options == {"spoof_label": "LABEL_1", "trust_checkpoint": True}
     assert config.separator == str(models["needs_trust"])
     assert config.separator_options == {"sample_rate": RATE, "trust_checkpoint": True}
     trainer = Trainer(config)
