@@ -87,6 +87,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         seed=args.seed,
         workers=args.workers,
         split=args.split,
+        overwrite=True,  # the job's own mixtures of the demo set: another seed remakes them
     )
     print(summary)
     print(f"[3/3] evaluating {mix_dir / 'mixtures.jsonl'}")

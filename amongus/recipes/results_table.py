@@ -137,8 +137,9 @@ def ensure_mixtures(spec: TableSpec) -> Path:
     if not listing.utterances:
         raise ValueError(f"{spec.corpus}: no utterances in split {spec.split!r}")
     summary = Mixer(MixerConfig()).run(
-        listing.utterances, out, n_mixtures=spec.n_mixtures, seed=spec.seed, split=spec.split
-    )
+        listing.utterances, out, n_mixtures=spec.n_mixtures, seed=spec.seed, split=spec.split,
+        overwrite=True,  # this table's own mixtures: the same settings resume, others remake
+    )  # fmt: skip
     logger.info("mixtures: %s", summary)
     return manifest
 
