@@ -236,7 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=int, default=4, help="mixtures (or utterances) per batch"
     )
     parser.add_argument(
-        "--chunk-seconds", type=float, default=None, help="separate in chunks of this length"
+        "--chunk-seconds",
+        type=float,
+        default=None,
+        help="separate in chunks of this length (default: the separator's, 10 s for model "
+        "separators; inf: whole)",
     )
     parser.add_argument("--threshold", type=float, default=0.5, help="spoof probability threshold")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")

@@ -121,3 +121,27 @@ def test_bandwidth_loss_is_logged_once(caplog):
             separate_at_rate(separator, torch.randn(1, 800), 16000, 16000)
     messages = [r.getMessage() for r in caplog.records if "8000 Hz" in r.getMessage()]
     assert len(messages) == 1 and "4000 Hz" in messages[0]
+
+
+@pytest.mark.parametrize("rates", [(16000, 8000), (8000, 16000), (44100, 16000), (16000, 22050)])
+@pytest.mark.parametrize("length", [12345, 40001])
+def test_block_resampling_equals_whole_signal_resampling(rates, length):
+    # issue 12, case 12: torchaudio's resampler took ~0.75 GB on two 10-minute streams; in
+    # blocks it must still give the very same samples
+    from amongus.separation.run import resample_long
+
+    signal = torch.randn(2, 3, length, generator=torch.Generator().manual_seed(length))
+    whole = audio.resample(signal, *rates)
+    blocks = resample_long(signal, *rates, block=1000)
+    assert blocks.shape == whole.shape
+    torch.testing.assert_close(blocks, whole, atol=1e-6, rtol=0)
+
+
+def test_padding_content_does_not_leak_into_an_item():
+    # lengths mark padding: whatever is there must not reach the item through the resampler
+    separator = EightKilohertzPassthrough()
+    mixture = torch.randn(2, 4000, generator=torch.Generator().manual_seed(0))
+    lengths = torch.tensor([1000, 4000])
+    streams, _ = separate_at_rate(separator, mixture, 16000, 16000, lengths)
+    alone, _ = separate_at_rate(separator, mixture[:1, :1000], 16000, 16000)
+    torch.testing.assert_close(streams[0, :, :1000], alone[0], atol=1e-6, rtol=0)

@@ -25,6 +25,48 @@ def resampled_lengths(lengths, orig_sr: int, new_sr: int, limit: int):
     return ((lengths * new_sr + orig_sr - 1) // orig_sr).clamp(max=limit)
 
 
+#: Input samples resampled per block by ``resample_long`` (about 1 MB of float32 per channel).
+RESAMPLE_BLOCK = 1 << 18
+
+
+def resample_long(signal, orig_sr: int, new_sr: int, *, block: int = RESAMPLE_BLOCK):
+    """``amongus.audio.resample`` of a torch tensor, block by block: the same samples (to float
+    rounding), with memory bounded by the block rather than the signal.
+
+    torchaudio's sinc resampler is one strided convolution over the whole signal, whose
+    intermediate buffers take several times the signal (about 0.75 GB for two 10-minute streams
+    8 -> 16 kHz). Each output frame of ``new / gcd`` samples depends on the input within
+    ``width`` samples (the resampler's filter half-length) of ``orig / gcd`` input samples, so
+    blocks aligned to ``orig / gcd`` with ``width`` samples of context on each side reproduce
+    the whole-signal output exactly; at the signal's ends the resampler's own zero padding
+    applies, as for the whole signal.
+
+    Shape: ``[..., T] -> [..., ceil(T * new_sr / orig_sr)]``.
+    """
+    from ..audio import get_resampler, resample
+
+    orig_sr, new_sr = int(orig_sr), int(new_sr)
+    length = signal.shape[-1]
+    if orig_sr == new_sr or length <= 2 * block:
+        return resample(signal, orig_sr, new_sr)
+    resampler = get_resampler(orig_sr, new_sr, str(signal.device), signal.dtype)
+    gcd = math.gcd(orig_sr, new_sr)
+    step, out_step = orig_sr // gcd, new_sr // gcd
+    block = step * max(1, block // step)
+    context = step * math.ceil(int(resampler.width) / step)
+    target = math.ceil(length * new_sr / orig_sr)
+    out = signal.new_empty(*signal.shape[:-1], target)
+    for start in range(0, length, block):
+        end = min(start + block, length)
+        low, high = max(0, start - context), min(length, end + context)
+        piece = resampler(signal[..., low:high])
+        first = start // step * out_step
+        last = target if end == length else end // step * out_step
+        offset = (start - low) // step * out_step
+        out[..., first:last] = piece[..., offset : offset + last - first]
+    return out
+
+
 def separate_at_rate(
     separator: Separator,
     mixture,
@@ -66,7 +108,6 @@ def separate_at_rate(
 
     Shape: ``[B, T] -> [B, S, T_out]``.
     """
-    from ..audio import resample
     from .chunking import chunk_plan, separate_chunked
 
     mixture, lengths = check_batch(mixture, lengths)
@@ -90,17 +131,17 @@ def separate_at_rate(
                 output_rate,
             )
     length = mixture.shape[-1]
-    if lengths is not None and separator_rate != input_rate:
+    if lengths is not None and separator_rate != input_rate and bool((lengths < length).any()):
         # the resampling filter reaches past an item's end: whatever the padding holds would
         # leak into its last samples, so it is zeroed (each item then resamples as alone)
         mask = valid_mask(lengths, length, mixture)
         mixture = mixture * mask[:, 0]
         if references is not None:
             references = references * mask
-    model_input = resample(mixture, input_rate, separator_rate)
+    model_input = resample_long(mixture, input_rate, separator_rate)
     model_lengths = resampled_lengths(lengths, input_rate, separator_rate, model_input.shape[-1])
     model_references = (
-        None if references is None else resample(references, input_rate, separator_rate)
+        None if references is None else resample_long(references, input_rate, separator_rate)
     )
     builtin = isinstance(separator, SeparatorBase)
     if chunk_seconds is None and builtin:
@@ -135,7 +176,9 @@ def separate_at_rate(
         )
     del model_input, model_references
     out_length = math.ceil(length * output_rate / input_rate)
-    streams = fit_length(resample(streams.contiguous(), separator_rate, output_rate), out_length)
+    streams = fit_length(
+        resample_long(streams.contiguous(), separator_rate, output_rate), out_length
+    )
     if lengths is not None:
         out_lengths = resampled_lengths(lengths, input_rate, output_rate, out_length)
         streams = streams.mul_(valid_mask(out_lengths, out_length, streams))

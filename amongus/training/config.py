@@ -91,7 +91,9 @@ class TrainerConfig:
     )
     separation_batch_size: int = _opt(4, "mixtures per separator call while filling the cache")
     chunk_seconds: float | None = _opt(
-        None, "separate long mixtures in overlapping chunks of this many seconds (None: whole)"
+        None,
+        "separate long mixtures in overlapping chunks of this many seconds (None: the "
+        "separator's default, 10 s for model separators; inf: whole)",
     )
     assignment: str = _opt(
         "signal",
