@@ -7,19 +7,16 @@ framing (:data:`FRAME_SECONDS` Hann frames every :data:`HOP_SECONDS`, no padding
 oracle source) selects the same instants in another signal of the same length: that is how
 :mod:`amongus.recipes.cue_analysis` compares an oracle source with its separated stream.
 
-=========================  ==============================  ======================================
-cue                        function                        unit
-=========================  ==============================  ======================================
-energy above 4 kHz         :func:`high_band_share_db`      dB (share of the total power)
-zero-crossing rate         :func:`zero_crossing_rate`      crossings per second
-spectral flatness          :func:`spectral_flatness`       ratio in (0, 1]
-50-200 Hz modulation       :func:`modulation_energy_db`    dB (share of the envelope's energy)
-=========================  ==============================  ======================================
+| cue | function | unit |
+| --- | --- | --- |
+| energy above 4 kHz | :func:`high_band_share_db` | dB (share of the total power) |
+| zero-crossing rate | :func:`zero_crossing_rate` | crossings per second |
+| spectral flatness | :func:`spectral_flatness` | ratio in (0, 1] |
+| 50-200 Hz modulation | :func:`modulation_energy_db` | dB (share of the envelope's energy) |
 
-The cues are those the study names as the spoof cues separation may lose: band-limited
-vocoders and codecs leave little energy above 4 kHz, noise-excited or aperiodic synthesis raises
-the zero-crossing rate and the spectral flatness, and vocoder buzz or missing periodicity shows
-in the envelope modulation at pitch rates (50-200 Hz).
+Why these four: band-limited vocoders and codecs leave little energy above 4 kHz, noise-excited
+or aperiodic synthesis raises the zero-crossing rate and the spectral flatness, and vocoder buzz
+or missing periodicity shows in the envelope modulation at pitch rates (50-200 Hz).
 
 >>> import numpy as np
 >>> rate = 16000
@@ -139,6 +136,8 @@ def active_frames(reference, sample_rate: int, *, threshold_db: float = 40.0) ->
 
     Returns:
         ``[frames]`` bool, frames as :func:`n_frames`.
+
+    Shape: ``[T] -> [frames]``.
 
     Raises:
         ValueError: not a finite mono signal, shorter than a frame, or all zeros.
@@ -308,6 +307,8 @@ def cue_features(audio, sample_rate: int, *, frame_mask=None) -> dict[str, float
 
     ``frame_mask`` (``[frames]`` bool) selects the frames of the frame-based cues; the
     modulation energy uses the whole signal.
+
+    Shape: ``[T] -> {name: float}``.
 
     Raises:
         ValueError: bad signal or mask (see the cue functions).

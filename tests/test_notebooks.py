@@ -45,6 +45,10 @@ EXPECTED: dict[str, tuple[list[str], list[str]]] = {
             "per-stream EER:",
         ],
     ),
+    "05_spoof_cues.ipynb": (
+        ["runs/cues/cues.csv", "runs/cues/summary.json", "runs/cues/shift*.png"],
+        ["streams analysed:", "median shift by class", "minus_si_sdr", "shifts_by_class.png"],
+    ),
 }
 
 

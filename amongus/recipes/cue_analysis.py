@@ -616,7 +616,9 @@ def _system_order(rows: Sequence[dict[str, Any]]) -> list[str]:
     ) + systems
 
 
-def plot_cue_analysis(rows: Sequence[dict[str, Any]], out_dir: str | Path) -> list[Path]:
+def plot_cue_analysis(
+    rows: Sequence[dict[str, Any]], out_dir: str | Path, *, label: str | None = None
+) -> list[Path]:
     """Write the four figures of an analysis to ``out_dir`` and return their paths.
 
     * ``shifts_by_class.png``: shift (separated - oracle) per cue, bonafide vs spoof;
@@ -625,6 +627,8 @@ def plot_cue_analysis(rows: Sequence[dict[str, Any]], out_dir: str | Path) -> li
     * ``shift_vs_error.png``: ``|shift|`` against the detector's error on the separated stream,
       with Spearman's rho.
 
+    ``label`` (e.g. the separator's identity) is added to every figure's title.
+
     Raises:
         ValueError: no rows.
         amongus.fsutil.OutputError: a figure cannot be written.
@@ -632,6 +636,7 @@ def plot_cue_analysis(rows: Sequence[dict[str, Any]], out_dir: str | Path) -> li
     if not rows:
         raise ValueError("no analysed streams to plot")
     out_dir = Path(out_dir)
+    suffix = "" if not label else f"\n{label}"
     paths = []
     labels = [name for name in (BONAFIDE, SPOOF) if any(r["label"] == name for r in rows)]
     colours = {BONAFIDE: "tab:green", SPOOF: "tab:red"}
@@ -647,7 +652,7 @@ def plot_cue_analysis(rows: Sequence[dict[str, Any]], out_dir: str | Path) -> li
         )
         axes.set_title(CUE_TITLES[cue], fontsize=9)
         axes.set_ylabel(f"separated - oracle ({CUE_UNITS[cue]})", fontsize=8)
-    figure.suptitle("Cue shift by class", fontsize=10)
+    figure.suptitle("Cue shift (separated - oracle) by class" + suffix, fontsize=10)
     paths.append(_save(figure, out_dir / "shifts_by_class.png"))
 
     systems = _system_order(rows)
@@ -659,7 +664,7 @@ def plot_cue_analysis(rows: Sequence[dict[str, Any]], out_dir: str | Path) -> li
         )
         axes.set_title(CUE_TITLES[cue], fontsize=9)
         axes.set_ylabel(f"shift ({CUE_UNITS[cue]})", fontsize=8)
-    figure.suptitle("Cue shift (separated - oracle) by spoof system", fontsize=10)
+    figure.suptitle("Cue shift (separated - oracle) by spoof system" + suffix, fontsize=10)
     paths.append(_save(figure, out_dir / "shifts_by_system.png"))
 
     figure = _figure(3.2 * len(CUE_NAMES), 3.3)
@@ -682,7 +687,7 @@ def plot_cue_analysis(rows: Sequence[dict[str, Any]], out_dir: str | Path) -> li
         axes.set_xlabel("oracle source", fontsize=8)
         axes.set_ylabel("separated stream", fontsize=8)
         axes.legend(fontsize=7)
-    figure.suptitle("Cue on the oracle source vs its separated stream", fontsize=10)
+    figure.suptitle("Cue on the oracle source vs its separated stream" + suffix, fontsize=10)
     paths.append(_save(figure, out_dir / "oracle_vs_separated.png"))
 
     figure = _figure(3.2 * len(CUE_NAMES), 3.3)
@@ -708,7 +713,8 @@ def plot_cue_analysis(rows: Sequence[dict[str, Any]], out_dir: str | Path) -> li
         axes.set_ylim(-0.02, 1.02)
         axes.legend(fontsize=7)
     figure.suptitle(
-        "|Cue shift| vs the detector's error |p(spoof) - y| on the separated stream", fontsize=10
+        "|Cue shift| vs the detector's error |p(spoof) - y| on the separated stream" + suffix,
+        fontsize=10,
     )
     paths.append(_save(figure, out_dir / "shift_vs_error.png"))
     return paths
@@ -741,7 +747,12 @@ def write_cue_analysis(
         summary = {"command": command, **summary}
     atomic_write_text(out_dir / CSV_NAME, _csv_text(analysis.rows))
     if plots and analysis.rows:
-        summary["plots"] = [path.name for path in plot_cue_analysis(analysis.rows, out_dir)]
+        summary["plots"] = [
+            path.name
+            for path in plot_cue_analysis(
+                analysis.rows, out_dir, label=f"separator {analysis.separator}"
+            )
+        ]
     # allow_nan=False: a NaN that slipped through is an error here, never a file
     atomic_write_text(out_dir / SUMMARY_NAME, json.dumps(summary, indent=2, allow_nan=False) + "\n")
     return summary
