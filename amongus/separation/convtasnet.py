@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checkpoints import CheckpointError, load_state_dict_strict, load_weights
+from ..cli_options import how_to_pass
 from .base import SeparatorBase, hash_files, register_separator, run_by_length
 from .chunking import MODEL_CHUNK_SECONDS, MODEL_OVERLAP_SECONDS
 from .limits import model_min_samples
@@ -184,7 +185,9 @@ class ConvTasNetSeparator(SeparatorBase):
             raise CheckpointError(f"{path}: model_args has no n_src")
         declared = package["model_args"].get("sample_rate", package.get("sample_rate"))
         if sample_rate is None and declared is None:
-            raise CheckpointError(f"{path}: the checkpoint names no sample_rate; pass sample_rate=")
+            raise CheckpointError(
+                f"{path}: the checkpoint names no sample_rate; pass {how_to_pass('sample_rate', 'HZ')}"
+            )
         if sample_rate is not None and declared is not None and int(sample_rate) != int(declared):
             logger.warning(
                 "%s declares %s Hz; using sample_rate=%s as requested", path, declared, sample_rate

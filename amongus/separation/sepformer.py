@@ -29,6 +29,7 @@ import os
 from pathlib import Path
 
 from ..checkpoints import CheckpointError, load_state_dict_strict, load_weights
+from ..cli_options import how_to_pass
 from .base import SeparatorBase, hash_files, register_separator, run_by_length
 from .chunking import MODEL_CHUNK_SECONDS, MODEL_OVERLAP_SECONDS
 from .limits import model_min_samples, sepformer_max_samples
@@ -206,7 +207,8 @@ class SepformerSeparator(SeparatorBase):
         declared = getattr(self.model.hparams, "sample_rate", None)
         if sample_rate is None and declared is None:
             raise CheckpointError(
-                f"{folder}/hyperparams.yaml has no sample_rate; pass sample_rate= explicitly"
+                f"{folder}/hyperparams.yaml has no sample_rate; pass "
+                f"{how_to_pass('sample_rate', 'HZ')} explicitly"
             )
         if sample_rate is not None and declared is not None and int(sample_rate) != int(declared):
             logger.warning(
