@@ -1,4 +1,4 @@
-"""Utterance and Mixture records, read and written as JSON Lines.
+"""Utterance, Mixture and Conversation records, read and written as JSON Lines.
 
 Manifests are data, not code: plain dataclasses with ``to_dict``/``from_dict``, one record per
 line, validated before they are written, read lazily. A mixture records every source's path,
@@ -155,7 +155,146 @@ class Mixture:
         return mixture
 
 
-Record = Utterance | Mixture
+@dataclass
+class ConversationSpeaker:
+    """One participant of a simulated conversation (:class:`Conversation`).
+
+    ``label`` is the whole-call label: ``"spoof"`` when any of the speaker's turns is spoofed
+    (an impostor included), ``"bonafide"`` otherwise. An ``impostor`` is bonafide in its turns
+    before ``takeover_seconds`` and spoofed from then on (the deepfake takes over).
+    ``name`` is the speaker's name in the RTTM reference (the corpus speaker id, or
+    ``utt-<utt_id>`` for utterances without one); ``level`` the level drawn for the whole call,
+    in the unit of the mixer's ``level_mode`` (linear gain, dB or LUFS).
+    """
+
+    name: str
+    label: str
+    impostor: bool = False
+    takeover_seconds: float | None = None
+    level: float | None = None
+
+    def __post_init__(self):
+        self.label = normalize_label(self.label)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ConversationSpeaker:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+CONVERSATION_KIND = "conversation"
+
+
+@dataclass
+class Conversation:
+    """A simulated multi-party conversation: speakers taking turns, with pauses and overlaps.
+
+    Each turn is a :class:`MixtureSource` (one utterance window placed at ``offset`` samples,
+    scaled by ``gain``), whose ``speaker`` is the name of one of ``speakers`` and whose
+    ``label`` is that turn's label. ``rttm`` is the reference RTTM file (relative to the
+    manifest's folder, like ``path``); it holds one segment per turn with the turn's label in
+    the ``stype`` field (:mod:`amongus.rttm`). ``overlap_ratio`` is the share of speech time
+    (at least one turn active) in which two or more turns are active, measured on the placed
+    turns; ``label`` is the composition of the speakers' whole-call labels (``"SBBB"``).
+
+    In a JSONL manifest the record carries ``"kind": "conversation"``.
+    """
+
+    conversation_id: str
+    path: str
+    sample_rate: int
+    speakers: list[ConversationSpeaker]
+    turns: list[MixtureSource]
+    rttm: str = ""
+    num_samples: int | None = None
+    seed: int | None = None
+    normalization: float = 1.0
+    augmentations: list[dict[str, Any]] = field(default_factory=list)
+    overlap_ratio: float | None = None
+    target_overlap_ratio: float | None = None
+    split: str = "-"
+    extra: dict[str, Any] = field(default_factory=dict)
+    kind: str = CONVERSATION_KIND
+
+    @property
+    def label(self) -> str:
+        return composition_label(speaker.label for speaker in self.speakers)
+
+    @property
+    def duration(self) -> float | None:
+        """Length in seconds (``None`` when ``num_samples`` is unknown)."""
+        return None if self.num_samples is None else self.num_samples / self.sample_rate
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the conversation for an inconsistent record: no speakers
+        or turns, a repeated speaker name, a turn of an unknown speaker, a negative offset, an
+        empty turn or a turn past ``num_samples``, a spoofed turn of a bonafide speaker."""
+        name = f"conversation {self.conversation_id}"
+        if not self.conversation_id:
+            raise ValueError("conversation without conversation_id")
+        if self.kind != CONVERSATION_KIND:
+            raise ValueError(f"{name}: kind must be {CONVERSATION_KIND!r}, got {self.kind!r}")
+        if self.sample_rate <= 0:
+            raise ValueError(f"{name}: sample_rate must be > 0")
+        if not self.speakers or not self.turns:
+            raise ValueError(f"{name}: needs speakers and turns")
+        speakers = {}
+        for speaker in self.speakers:
+            if speaker.name in speakers:
+                raise ValueError(f"{name}: speaker {speaker.name!r} listed twice")
+            speakers[speaker.name] = speaker
+        for number, turn in enumerate(self.turns, start=1):
+            where = f"{name} turn {number} ({turn.utt_id})"
+            if turn.speaker not in speakers:
+                raise ValueError(f"{where}: speaker {turn.speaker!r} is not a listed speaker")
+            if turn.offset < 0 or turn.length is None or turn.length <= 0:
+                raise ValueError(f"{where}: offset must be >= 0 and length > 0")
+            if self.num_samples is not None and turn.offset + turn.length > self.num_samples:
+                raise ValueError(f"{where}: ends after the conversation")
+            if turn.label == "spoof" and speakers[turn.speaker].label != "spoof":
+                raise ValueError(f"{where}: spoofed turn of bonafide speaker {turn.speaker!r}")
+
+    def reference_segments(self) -> list:
+        """The reference: one :class:`amongus.rttm.Segment` per turn (seconds, with the
+        turn's label), in turn order."""
+        from .rttm import Segment
+
+        rate = float(self.sample_rate)
+        return [
+            Segment(
+                uri=self.conversation_id,
+                onset=turn.offset / rate,
+                duration=int(turn.length or 0) / rate,
+                speaker=turn.speaker,
+                label=turn.label,
+            )
+            for turn in self.turns
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["label"] = self.label  # written for readers; recomputed on read
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Conversation:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        values["speakers"] = [ConversationSpeaker.from_dict(s) for s in data["speakers"]]
+        values["turns"] = [MixtureSource.from_dict(turn) for turn in data["turns"]]
+        conversation = cls(**values)
+        if "label" in data and data["label"] != conversation.label:
+            raise ValueError(
+                f"conversation {conversation.conversation_id}: label {data['label']!r} "
+                f"disagrees with its speakers ({conversation.label!r})"
+            )
+        return conversation
+
+
+Record = Utterance | Mixture | Conversation
 
 
 # ---------------------------------------------------------------------------- unique ids
@@ -219,10 +358,13 @@ class UniqueIds:
 
 
 def record_key(record: Record) -> tuple[str, str]:
-    """``("mixture id", mixture_id)`` or ``("utterance id", utt_id)``: the unique key of a
-    record (a manifest may hold both kinds; their ids are separate namespaces)."""
+    """``("mixture id", mixture_id)``, ``("conversation id", conversation_id)`` or
+    ``("utterance id", utt_id)``: the unique key of a record (a manifest may hold several
+    kinds; their ids are separate namespaces)."""
     if isinstance(record, Mixture):
         return "mixture id", record.mixture_id
+    if isinstance(record, Conversation):
+        return "conversation id", record.conversation_id
     return "utterance id", record.utt_id
 
 
@@ -304,6 +446,14 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[Record]) -> Path:
     return atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
+def _record_kind(data: dict[str, Any]) -> type:
+    """The record class of one manifest line: ``"kind": "conversation"`` is a
+    :class:`Conversation`, ``sources`` a :class:`Mixture`, anything else an :class:`Utterance`."""
+    if isinstance(data, dict) and data.get("kind") == CONVERSATION_KIND:
+        return Conversation
+    return Mixture if "sources" in data else Utterance
+
+
 def iter_jsonl(
     path: str | os.PathLike, kind: type | None = None
 ) -> Iterator[tuple[int, Record | None, str | None]]:
@@ -326,7 +476,7 @@ def iter_jsonl(
                 continue
             try:
                 data = json.loads(line)
-                record_kind = kind or (Mixture if "sources" in data else Utterance)
+                record_kind = kind or _record_kind(data)
                 record = record_kind.from_dict(data)
             except (ValueError, KeyError, TypeError) as error:
                 yield line_number, None, f"bad manifest line ({error})"
@@ -349,8 +499,9 @@ def count_records(path: str | os.PathLike, kind: type | None = None) -> int:
 def read_jsonl(path: str | os.PathLike, kind: type | None = None) -> Iterator[Record]:
     """Lazily yield records from a JSONL manifest.
 
-    ``kind`` is ``Utterance`` or ``Mixture``; when omitted, each line's kind is guessed from
-    its keys (``sources`` means a mixture). A malformed line raises ``ValueError`` naming the
+    ``kind`` is ``Utterance``, ``Mixture`` or ``Conversation``; when omitted, each line's kind
+    is guessed from its keys (``"kind": "conversation"`` means a conversation, ``sources`` a
+    mixture). A malformed line raises ``ValueError`` naming the
     file and line number.
     """
     for line_number, record, problem in iter_jsonl(path, kind):
@@ -365,3 +516,8 @@ def read_mixtures(path: str | os.PathLike) -> list[Mixture]:
 
 def read_utterances(path: str | os.PathLike) -> list[Utterance]:
     return list(read_jsonl(path, Utterance))
+
+
+def read_conversations(path: str | os.PathLike) -> list[Conversation]:
+    """The :class:`Conversation` records of a conversation manifest (``conversations.jsonl``)."""
+    return list(read_jsonl(path, Conversation))

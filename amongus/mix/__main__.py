@@ -5,6 +5,11 @@ that are not given keep the preset's value. Example::
 
     python -m amongus.mix --input /data/LA --split train --out mixes/train \\
         --n-mixtures 30000 --seed 0 --preset thesis
+
+``--mode conversation`` makes long multi-party calls instead (amongus.mix.conversation)::
+
+    python -m amongus.mix --mode conversation --input /data/LA --split eval --out calls \\
+        --n-conversations 20 --speakers 4 4 --spoofed-speakers 1 1 --duration 600 600
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from .config import (
     PRESETS,
     MixerConfig,
 )
+from .conversation_config import MODES, ConversationConfig
 
 CHOICES = {
     "placement": PLACEMENTS,
@@ -64,12 +70,15 @@ def _probabilities(text: str) -> dict[str, float] | None:
         ) from error
 
 
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group(
-        "mixer options (default: the preset's value, shown in brackets for --preset default)"
-    )
-    defaults = MixerConfig()
-    for spec in dataclasses.fields(MixerConfig):
+def _add_config_options(
+    parser: argparse.ArgumentParser,
+    config_class: type = MixerConfig,
+    title: str = "mixer options (default: the preset's value, shown in brackets for --preset "
+    "default)",
+) -> None:
+    group = parser.add_argument_group(title)
+    defaults = config_class()
+    for spec in dataclasses.fields(config_class):
         if spec.name == "preset":
             continue
         flag = "--" + spec.name.replace("_", "-")
@@ -82,8 +91,9 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
                 flag, action=argparse.BooleanOptionalAction, help=help_text, **common
             )
         elif kind.startswith("tuple"):
+            cast = int if kind.startswith("tuple[int") else float
             group.add_argument(
-                flag, nargs=2, type=float, metavar=("LO", "HI"), help=help_text, **common
+                flag, nargs=2, type=cast, metavar=("LO", "HI"), help=help_text, **common
             )
         elif kind.startswith("list"):
             group.add_argument(flag, nargs="*", metavar="ITEM", help=help_text, **common)
@@ -117,7 +127,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--split", default=None, help="corpus split: train, dev or eval")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument("--n-mixtures", type=int, required=True, help="mixtures to make")
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default="mixture",
+        help="'mixture': short overlapped mixtures (OUT/mixtures.jsonl); 'conversation': long "
+        "multi-party calls with turn-taking and an RTTM reference per call "
+        "(OUT/conversations.jsonl, OUT/rttm/, OUT/reference.rttm; see the conversation options)",
+    )
+    parser.add_argument(
+        "--n-mixtures", type=int, default=None, help="mixtures to make (--mode mixture, required)"
+    )
+    parser.add_argument(
+        "--n-conversations",
+        type=int,
+        default=1,
+        help="conversations to make (--mode conversation)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (recorded per mixture)")
     parser.add_argument(
         "--workers",
@@ -141,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--verbose", action="store_true", help="log at INFO level")
     _add_config_options(parser)
+    _add_config_options(
+        parser,
+        ConversationConfig,
+        "conversation options (--mode conversation; the mixer options above set the rate, "
+        "levels, augmentations and output format)",
+    )
     return parser
 
 
@@ -170,8 +202,23 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     config_fields = {spec.name for spec in dataclasses.fields(MixerConfig)}
+    conversation_fields = {spec.name for spec in dataclasses.fields(ConversationConfig)}
     overrides = json.loads(args.config.read_text(encoding="utf-8-sig")) if args.config else {}
+    conversation_overrides = {
+        key: overrides.pop(key) for key in list(overrides) if key in conversation_fields
+    }
     overrides.update({key: value for key, value in vars(args).items() if key in config_fields})
+    conversation_overrides.update(
+        {key: value for key, value in vars(args).items() if key in conversation_fields}
+    )
+    if args.mode == "mixture":
+        if args.n_mixtures is None:
+            parser.error("--n-mixtures is required with --mode mixture")
+        if conversation_overrides:
+            names = ", ".join(
+                "--" + key.replace("_", "-") for key in sorted(conversation_overrides)
+            )
+            parser.error(f"{names}: conversation option(s), for --mode conversation")
     for key, value in overrides.items():
         if isinstance(value, list) and key not in ("noise_files", "channel_codecs"):
             overrides[key] = tuple(value)
@@ -182,10 +229,18 @@ def main(argv: list[str] | None = None) -> int:
     from ..fsutil import one_line
     from .mixer import Mixer
 
+    conversation = None
+    if args.mode == "conversation":
+        try:
+            conversation = ConversationConfig(**conversation_overrides)
+        except (TypeError, ValueError) as error:
+            parser.error(str(error))
     utterances, listing = load_input(args.input, args.split)
     if listing is not None and getattr(listing, "problems", None):
         print(listing.summary())
     split = args.split or "-"
+    if conversation is not None:
+        return _run_conversations(args, config, conversation, utterances, split)
     try:
         summary = Mixer(config).run(
             utterances,
@@ -200,6 +255,28 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         # full disk, read-only folder, a folder in use or made with other settings, bad input
         # with --on-bad-input error: one line naming the file, no traceback
+        print(f"amongus.mix: {one_line(error)}", file=sys.stderr)
+        return 1
+    print(summary)
+    return 0
+
+
+def _run_conversations(args, config, conversation, utterances, split: str) -> int:
+    from ..fsutil import one_line
+    from .conversation import ConversationMixer
+
+    try:
+        summary = ConversationMixer(config, conversation).run(
+            utterances,
+            args.out,
+            n_conversations=args.n_conversations,
+            seed=args.seed,
+            workers=args.workers,
+            split=split,
+            progress=not args.no_progress,
+            overwrite=args.overwrite,
+        )
+    except (OSError, ValueError) as error:
         print(f"amongus.mix: {one_line(error)}", file=sys.stderr)
         return 1
     print(summary)

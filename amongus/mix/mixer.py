@@ -511,15 +511,18 @@ def _remove_run(out_dir: Path, extra_names: Sequence[str] = ()) -> int:
                     except ValueError:
                         continue
                     record = entry.get("record", entry) if isinstance(entry, dict) else {}
-                    if isinstance(record, dict) and isinstance(record.get("path"), str):
-                        paths.add(record["path"])
+                    for key in ("path", "rttm"):  # a conversation has a reference too
+                        if isinstance(record, dict) and isinstance(record.get(key), str):
+                            paths.add(record[key])
     removed = 0
     for relative in sorted(paths):
         target = (out_dir / relative).resolve()
         if out_dir.resolve() in target.parents and target.is_file():
             target.unlink()
             removed += 1
-    for name in (JOURNAL_NAME, MANIFEST_NAME, SUMMARY_NAME, RUN_NAME, *extra_names):
+    # conversations.jsonl and reference.rttm: a conversation run (amongus.mix.conversation)
+    for name in (JOURNAL_NAME, MANIFEST_NAME, "conversations.jsonl", "reference.rttm",
+                 SUMMARY_NAME, RUN_NAME, *extra_names):  # fmt: skip
         if (out_dir / name).is_file() and (out_dir / name).parent == out_dir:
             (out_dir / name).unlink()
             removed += 1
