@@ -16,10 +16,22 @@ Mixer from the bundled demo corpus) and run in the same process, alternating.
 Memory: ``Pipeline.evaluate`` runs in a fresh subprocess on ``N`` and on ``10 N`` mixtures and
 reports each one's peak RSS (``resource.getrusage``); the target is at most 1.2x.
 
+* **bare forwards** -- only the models' forward passes on the same mixtures, inputs prepared
+  beforehand and held in memory: the separator's raw model on each mixture at its rate, the
+  classifier's model on each mixture's streams. What no evaluation loop can avoid; the
+  pipelines' times are also given as ratios to it.
+
+``--size real`` uses random-weight models at the published sizes
+(:mod:`amongus.testing.real_size`: SepFormer wsj02mix 25.7 M at 8 kHz or ConvTasNet Libri2Mix
+5.1 M, and a WavLM-base / wav2vec2-base / AASIST classifier), built once into a cache folder; it
+defaults to 8 mixtures, one round, no study loop (``--with-study`` adds it) and no memory
+subprocesses (the process's own peak RSS is reported).
+
 Run::
 
     python benchmarks/bench_evaluate.py                      # speed + memory, prints a table
     python benchmarks/bench_evaluate.py --separator convtasnet --n-mixtures 24 --json out.json
+    python benchmarks/bench_evaluate.py --size real          # SepFormer + WavLM-base, 8 mixtures
 """
 
 from __future__ import annotations
@@ -87,7 +99,13 @@ def make_mixtures(work: Path, n_mixtures: int, seed: int = 0) -> tuple[Path, str
     return out_dir / "mixtures.jsonl", description
 
 
-def build_models(work: Path, separator_kind: str) -> tuple[str, str]:
+def build_models(
+    work: Path, separator_kind: str, size: str = "tiny", classifier_kind: str = "wavlm"
+) -> tuple[str, str]:
+    if size == "real":
+        from amongus.testing.benchmarking import real_classifier, real_separator
+
+        return real_separator(separator_kind), real_classifier(classifier_kind)
     from amongus.testing.classifiers import build_tiny_classifier
     from amongus.testing.separators import build_tiny_convtasnet, build_tiny_sepformer
 
@@ -131,6 +149,54 @@ def study_loop(manifest: Path, separator, model, feature_extractor, *, forwards:
                     model(**inputs).logits.softmax(-1)
         done += 1
     return done
+
+
+# ---------------------------------------------------------------------------- bare forwards
+def load_for_bare(manifest: Path, separator, classifier) -> list:
+    """Each mixture read and resampled to the separator's rate, beforehand: ``[1, T]`` tensors."""
+    import torch
+
+    from amongus.audio import load_audio, resample
+    from amongus.manifest import read_mixtures
+
+    inputs = []
+    for mixture in read_mixtures(manifest):
+        audio, rate = load_audio(manifest.parent / mixture.path)
+        target = separator.sample_rate or rate
+        inputs.append((torch.from_numpy(resample(audio, rate, target))[None], target))
+    return inputs
+
+
+def bare_forwards(inputs: list, separator, classifier) -> tuple[int, dict]:
+    """The models' forwards only (see the module docstring); returns (mixtures, seconds by stage).
+
+    Inputs to the classifier are made between the two timed stages, so no resampling or feature
+    extraction is timed.
+    """
+    import torch
+
+    from amongus.audio import resample
+
+    started = time.perf_counter()
+    outputs = []
+    with torch.inference_mode():
+        for waveform, _ in inputs:
+            outputs.append(separator._separate(waveform, None, None))
+    separate_seconds = time.perf_counter() - started
+    rate = classifier.sample_rate
+    batches = [
+        classifier.prepare(
+            [resample(stream.numpy(), separator_rate, rate) for stream in streams[0]],
+            sample_rate=rate,
+        )
+        for streams, (_, separator_rate) in zip(outputs, inputs, strict=True)
+    ]
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for batch in batches:
+            classifier.logits(batch)
+    classify_seconds = time.perf_counter() - started
+    return len(inputs), {"separate": separate_seconds, "classify": classify_seconds}
 
 
 # ---------------------------------------------------------------------------- memory child
@@ -199,8 +265,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--separator", default="sepformer", help="sepformer, convtasnet, passthrough"
     )
-    parser.add_argument("--n-mixtures", type=int, default=16, help="mixtures for the speed test")
-    parser.add_argument("--repeats", type=int, default=2, help="timed rounds (best is kept)")
+    parser.add_argument(
+        "--size", choices=("tiny", "real"), default="tiny",
+        help="tiny models, or random-weight models at the published sizes",
+    )  # fmt: skip
+    parser.add_argument(
+        "--classifier", choices=("wavlm", "wav2vec2", "aasist"), default="wavlm",
+        help="classifier kind (aasist needs --size real)",
+    )  # fmt: skip
+    parser.add_argument("--with-study", action="store_true", help="--size real: time the study too")
+    parser.add_argument(
+        "--n-mixtures", type=int, default=None, help="mixtures for the speed test (16; real: 8)"
+    )
+    parser.add_argument("--repeats", type=int, default=None, help="timed rounds (2; real: 1)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--forwards", type=int, default=3, help="study loop forwards per stream")
     parser.add_argument("--memory-n", type=int, default=8, help="N for the memory test (and 10 N)")
@@ -225,10 +302,24 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from amongus.classifier import SpoofClassifier
     from amongus.manifest import read_mixtures
-    from amongus.pipeline import Pipeline, load_pipeline_separator
+    from amongus.pipeline import Pipeline, load_classifier, load_pipeline_separator
+    from amongus.testing.benchmarking import (
+        audio_seconds,
+        describe_machine,
+        machine_note,
+        peak_rss_mib,
+        real_time_factor,
+    )
 
+    real = args.size == "real"
+    if args.n_mixtures is None:
+        args.n_mixtures = 8 if real else 16
+    if args.repeats is None:
+        args.repeats = 1 if real else 2
+    if real:
+        args.no_memory = True
+    with_study = args.classifier != "aasist" and (args.with_study or not real)
     torch.set_num_threads(args.threads)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench_evaluate_"))
     n_total = max(args.n_mixtures, 10 * args.memory_n if not args.no_memory else 0)
@@ -238,9 +329,11 @@ def main(argv: list[str] | None = None) -> dict:
     # the speed manifest sits next to the audio folder, so relative paths resolve alike
     speed_manifest = manifest.parent / "speed.jsonl"
     speed_manifest.write_text("\n".join(lines) + "\n")
-    separator_source, classifier_source = build_models(work, args.separator)
+    separator_source, classifier_source = build_models(
+        work, args.separator, args.size, args.classifier
+    )
     separator = load_pipeline_separator(separator_source)
-    classifier = SpoofClassifier.from_pretrained(classifier_source)
+    classifier = load_classifier(classifier_source)
     pipelines = {
         "pipeline_labels": Pipeline(
             separator=separator, classifier=classifier, assignment="labels",
@@ -251,14 +344,24 @@ def main(argv: list[str] | None = None) -> dict:
             batch_size=args.batch_size,
         ),
     }  # fmt: skip
+    if real:
+        del pipelines["pipeline_labels"]  # the default assignment is the one that counts
+    bare_inputs = load_for_bare(speed_manifest, separator, classifier)
     # warm-up (first-call costs: thread pools, resampler kernels) on two mixtures
-    study_loop(
-        speed_manifest, separator, classifier.model, classifier.feature_extractor, forwards=1
-    )
+    bare_forwards(bare_inputs[:2], separator, classifier)
+    if with_study:
+        study_loop(
+            speed_manifest, separator, classifier.model, classifier.feature_extractor, forwards=1
+        )
     for pipeline in pipelines.values():
         pipeline.evaluate(speed_manifest, progress=False, limit=2)
 
-    names = ["study_loop", *(["plain_loop_1_forward"] if args.forwards != 1 else []), *pipelines]
+    names = [
+        "bare_forwards",
+        *(["study_loop"] if with_study else []),
+        *(["plain_loop_1_forward"] if with_study and args.forwards != 1 else []),
+        *pipelines,
+    ]
     timings: dict[str, list[float]] = {name: [] for name in names}  # mixtures per wall second
     cpu_timings: dict[str, list[float]] = {name: [] for name in names}  # per CPU second
 
@@ -268,12 +371,24 @@ def main(argv: list[str] | None = None) -> dict:
         timings[name].append(done / (time.perf_counter() - wall))
         cpu_timings[name].append(done / (time.process_time() - cpu))
 
-    model, extractor = classifier.model, classifier.feature_extractor
+    stages: list[dict] = []
+
+    def bare() -> int:
+        done, seconds = bare_forwards(bare_inputs, separator, classifier)
+        stages.append(seconds)
+        return done
+
+    model = classifier.model
+    extractor = getattr(classifier, "feature_extractor", None)
     for _ in range(args.repeats):
-        timed(
-            "study_loop",
-            lambda: study_loop(speed_manifest, separator, model, extractor, forwards=args.forwards),
-        )
+        timed("bare_forwards", bare)
+        if with_study:
+            timed(
+                "study_loop",
+                lambda: study_loop(
+                    speed_manifest, separator, model, extractor, forwards=args.forwards
+                ),
+            )
         if "plain_loop_1_forward" in timings:
             timed(
                 "plain_loop_1_forward",
@@ -283,7 +398,17 @@ def main(argv: list[str] | None = None) -> dict:
             timed(name, lambda p=pipeline: _evaluate_all(p, speed_manifest))
     best = {name: max(values) for name, values in timings.items()}
     best_cpu = {name: max(values) for name, values in cpu_timings.items()}
+    total_audio = audio_seconds(speed_manifest)
+    machine = machine_note()
     results = {
+        "size": args.size,
+        "machine": machine,
+        "bare_stage_seconds": min(stages, key=lambda s: s["separate"] + s["classify"]),
+        "over_bare_wall": {name: best["bare_forwards"] / best[name] for name in names},
+        "real_time_factor": {
+            name: real_time_factor(args.n_mixtures / best[name], total_audio) for name in names
+        },
+        "peak_rss_mib": peak_rss_mib(),
         "separator": separator.identity,
         "classifier": classifier.identity,
         "n_mixtures": args.n_mixtures,
@@ -301,16 +426,33 @@ def main(argv: list[str] | None = None) -> dict:
         "all_rounds": timings,
         "all_rounds_cpu": cpu_timings,
     }
+    reference = "study_loop" if with_study else "bare_forwards"
     for measure, table in (("wall", best), ("cpu", best_cpu)):
-        for name in names[1:]:
-            results[f"speedup_{measure}_{name}_vs_study"] = table[name] / table["study_loop"]
-    print(f"\nthroughput (best of {args.repeats} rounds; CPU time counts all threads):")
-    print(f"  {'':<24} {'mix/s wall':>10} {'mix/CPU-s':>10} {'x wall':>7} {'x CPU':>7}")
+        for name in names:
+            if name != reference and with_study:
+                results[f"speedup_{measure}_{name}_vs_study"] = table[name] / table["study_loop"]
+    print(
+        f"\n{args.size} models: {separator.identity} + {classifier.identity}\n"
+        f"{args.n_mixtures} mixtures, {total_audio:.1f} s of audio; {describe_machine(machine)}"
+    )
+    print(f"throughput (best of {args.repeats} rounds; CPU time counts all threads):")
+    print(
+        f"  {'':<24} {'mix/s wall':>10} {'mix/CPU-s':>10} {'x/bare':>7} {'RTF':>6}"
+        + (f" {'x study':>8}" if with_study else "")
+    )
     for name in names:
-        print(
+        line = (
             f"  {name:<24} {best[name]:10.3f} {best_cpu[name]:10.3f} "
-            f"{best[name] / best['study_loop']:7.2f} {best_cpu[name] / best_cpu['study_loop']:7.2f}"
+            f"{best['bare_forwards'] / best[name]:7.2f} {results['real_time_factor'][name]:6.2f}"
         )
+        if with_study:
+            line += f" {best[name] / best['study_loop']:8.2f}"
+        print(line)
+    print(
+        "  x/bare: wall time over the bare forwards' (lower is better); RTF: wall seconds per "
+        "second of audio"
+    )
+    print(f"  peak RSS of this process: {results['peak_rss_mib']:.0f} MiB")
     if not args.no_memory:
         small = run_memory_child(
             manifest, separator_source, classifier_source, args.memory_n, "signal",
