@@ -6,6 +6,22 @@ the loss is permutation-invariant negative SI-SDR (Asteroid's ``PITLossWrapper``
 ``pairwise_neg_sisdr``). Validation mixtures are drawn once, with a fixed seed, from held-out
 speakers; the checkpoint kept is the one with the best validation SI-SDR improvement.
 
+**Real speech** (``--real-speech auto``): dynamic mixing of all the real read speech installed
+here (:mod:`amongus.recipes.separation_data`), with a speaker split written to ``split.json``;
+speakers are drawn uniformly (not utterances) and each source can be speed-perturbed.
+
+**Runs last hours and resume.** ``--max-minutes`` bounds one invocation; the run folder keeps a
+checkpoint of everything (:mod:`amongus.recipes.separator_state`), and rerunning the same command
+continues where the last one stopped (also after ``kill -9``: from the last validation). SIGTERM
+and SIGINT stop after the current step and save. The learning curve is appended to
+``learning_curve.jsonl`` and the log to ``train.log``. The device is chosen automatically (CUDA
+when available; ``--amp`` runs the model in bfloat16 there).
+
+**Other commands on a run folder:** ``--evaluate [MODEL ...]`` measures SI-SDRi on the held-out
+test mixtures (the study's mixing recipe, fixed seed); ``--export-to DIR`` writes the best
+checkpoint in its published format with its model card; ``--benchmark-steps N`` times training
+steps.
+
 The model is saved in its library's published format, loadable by ``amongus.load_separator``:
 
 * ``convtasnet``: ``asteroid.models.ConvTasNet``, ``torch.save(model.serialize())`` as
@@ -16,21 +32,28 @@ The model is saved in its library's published format, loadable by ``amongus.load
 
 Command line (``python -m amongus.recipes.train_separator --help``)::
 
-    python -m amongus.recipes.train_separator --arch convtasnet --sample-rate 16000 \\
-        --train path/to/minispoof --val path/to/minispoof \\
-        --out amongus/data/models/convtasnet-16k --max-minutes 22 --seed 0
+    python -m amongus.recipes.train_separator --arch convtasnet --size medium \\
+        --sample-rate 16000 --real-speech auto --out runs/separator-16k --max-minutes 100
+    python -m amongus.recipes.train_separator ... --out runs/separator-16k --evaluate
+    python -m amongus.recipes.train_separator ... --out runs/separator-16k \\
+        --export-to amongus/data/models/convtasnet-16k
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
+import contextlib
+import dataclasses
 import logging
 import math
+import os
 import random
+import shutil
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,11 +61,13 @@ from typing import Any
 import numpy as np
 
 from ._cli import command_line, start_recipe_run
-from .model_cards import portable_data
+from .model_cards import portable_data, portable_path
 from .training_data import (
     LoadedUtterance,
     TimeBudget,
     describe_sources,
+    gather_utterances,
+    load_all,
     load_train_val,
     seed_everything,
     write_json,
@@ -51,8 +76,15 @@ from .training_data import (
 logger = logging.getLogger(__name__)
 
 ARCHITECTURES = ("convtasnet", "sepformer")
+LOG_FILE = "train.log"
+TEST_RESULTS_FILE = "test_results.json"
+TRAINING_LOG_FILE = "training_log.json"
+#: The run's own best model, as named in ``test_results.json``.
+RUN_MODEL = "run"
 
-#: Model sizes. "small" is what the package ships; "tiny" is for tests and smoke runs.
+#: Model sizes. "small" is what the package shipped first; "medium" is the ConvTasNet chosen
+#: for long runs on real speech (docs/separator-training.md: the timing that chose it); "tiny"
+#: is for tests and smoke runs.
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "convtasnet": {
         "tiny": dict(
@@ -62,6 +94,12 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "small": dict(
             n_filters=128, kernel_size=32, stride=16, bn_chan=64, hid_chan=128, skip_chan=64,
             n_blocks=5, n_repeats=2,
+        ),
+        "medium": dict(
+            # the paper's encoder of 2 ms hop would cost 2x; 16-sample hop at 16 kHz (1 ms) is
+            # what a 2-core CPU affords, with the separator stack of the paper's smaller models
+            n_filters=256, kernel_size=32, stride=16, bn_chan=128, hid_chan=256, skip_chan=128,
+            n_blocks=8, n_repeats=2,
         ),
     },
     "sepformer": {
@@ -80,14 +118,30 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
 
 @dataclass
 class SeparatorTrainingConfig:
-    """Everything that decides a separator training run (written to ``training_log.json``)."""
+    """Everything that decides a separator training run (written to ``training_log.json``).
+
+    Data come from ``train_sources`` (corpus roots, manifests, ``audio:`` folders; see
+    :mod:`amongus.recipes.training_data`) and/or ``real_speech`` (``"auto"``, a shared
+    real-audio folder, or ``"none"`` for the apt recordings alone; see
+    :mod:`amongus.recipes.separation_data`). With ``real_speech``, speakers are split into
+    train / val / test by :func:`~amongus.recipes.separation_data.choose_speaker_split`.
+    """
 
     arch: str
     out_dir: str
-    train_sources: list[str]
+    train_sources: list[str] = field(default_factory=list)
     val_sources: list[str] = field(default_factory=list)
     train_split: str = "train"
     val_split: str = "dev"
+    real_speech: str | None = None
+    n_test_speakers: int = 5
+    n_val_speakers: int = 2
+    split_seed: int = 0
+    test_speakers: list[str] = field(default_factory=list)
+    val_speakers: list[str] = field(default_factory=list)
+    max_per_speaker: int | None = 400
+    balance_speakers: bool = False
+    speed_perturb: float = 0.0
     sample_rate: int = 16000
     n_src: int = 2
     size: str = "small"
@@ -95,25 +149,33 @@ class SeparatorTrainingConfig:
     segment_seconds: float = 3.0
     batch_size: int = 4
     learning_rate: float = 1e-3
+    lr_patience: int = 2
     clip_grad_norm: float = 5.0
     max_steps: int = 100_000
     max_minutes: float | None = None
     val_every: int = 200
+    log_every: int = 50
     n_val_mixtures: int = 48
     val_seconds: float = 4.0
     partial_overlap_probability: float = 0.5
     gain_range_db: float = 5.0
     max_utterance_seconds: float = 20.0
+    n_test_mixtures: int = 100
+    test_seed: int = 0
     seed: int = 0
-    threads: int | None = 2
+    threads: int | None = None
+    device: str = "auto"
+    amp: bool = False
 
-    def validate(self) -> None:
+    def validate(self, *, need_data: bool = True) -> None:
+        """Raise ``ValueError`` naming the first bad setting (``need_data=False``: data
+        sources may be absent, as for timing)."""
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"arch must be one of {ARCHITECTURES}, got {self.arch!r}")
         if self.size not in SIZES[self.arch]:
             raise ValueError(f"size must be one of {sorted(SIZES[self.arch])}, got {self.size!r}")
-        if not self.train_sources:
-            raise ValueError("no training sources given")
+        if need_data and not self.train_sources and self.real_speech is None:
+            raise ValueError("no training sources given (--train or --real-speech)")
         if self.n_src < 2:
             raise ValueError(f"n_src must be >= 2, got {self.n_src}")
         for name in ("segment_seconds", "val_seconds", "learning_rate"):
@@ -121,12 +183,35 @@ class SeparatorTrainingConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.batch_size < 1 or self.max_steps < 1 or self.val_every < 1:
             raise ValueError("batch_size, max_steps and val_every must be >= 1")
+        if not 0 <= self.speed_perturb < 0.5:
+            raise ValueError(f"speed_perturb must be in [0, 0.5), got {self.speed_perturb}")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
+        if self.n_test_mixtures < 1 or self.n_val_mixtures < 1:
+            raise ValueError("n_test_mixtures and n_val_mixtures must be >= 1")
 
     def resolved_model_args(self) -> dict[str, Any]:
         return {**SIZES[self.arch][self.size], **self.model_args}
 
+    def speed_factors(self) -> tuple[float, ...]:
+        """Speeds a source may be played at: 5 steps over ``1 +- speed_perturb``."""
+        if not self.speed_perturb:
+            return (1.0,)
+        return tuple(round(float(f), 3) for f in np.linspace(-1, 1, 5) * self.speed_perturb + 1)
+
 
 # --------------------------------------------------------------------------- mixtures on the fly
+def change_speed(audio: np.ndarray, factor: float) -> np.ndarray:
+    """Play ``audio`` ``factor`` times faster (tempo and pitch together, as resampling does; the
+    speed perturbation of Ko et al., *Audio augmentation for speech recognition*, 2015).
+
+    Shape: ``[T] -> [ceil(T / factor)]``.
+    """
+    from ..audio import resample
+
+    return resample(audio, int(round(factor * 1000)), 1000)
+
+
 def draw_mixture(
     pool: Sequence[LoadedUtterance],
     rng: np.random.Generator,
@@ -135,6 +220,8 @@ def draw_mixture(
     n_samples: int,
     partial_overlap_probability: float,
     gain_range_db: float,
+    speakers: Mapping[str, Sequence[int]] | None = None,
+    speed_factors: Sequence[float] = (1.0,),
 ) -> tuple[np.ndarray, np.ndarray]:
     """One training mixture and its sources, scaled so that ``sources.sum(0) == mixture``.
 
@@ -144,33 +231,61 @@ def draw_mixture(
     partially overlapped mixtures. Levels: each source at unit RMS times a random gain of
     ``+-gain_range_db``; the sum is scaled to a random peak in ``[0.1, 0.95]``.
 
+    Args:
+        speakers: pool indices of each speaker (:func:`speaker_index`). When given, a source's
+            speaker is drawn uniformly among the speakers not yet in the mixture, then one of
+            its utterances, so that a speaker with thousands of clips is not drawn more often
+            than one with ten. ``None``: utterances are drawn uniformly.
+        speed_factors: each source is played at a speed drawn from these
+            (:func:`change_speed`); ``(1.0,)`` draws nothing and changes nothing.
+
     Shape: ``-> ([T], [n_src, T])``.
     """
-    speakers: set[str] = set()
+    chosen_speakers: set[str] = set()
     picked: list[np.ndarray] = []
+    names = list(speakers) if speakers else []
     for _ in range(n_src):
-        for _attempt in range(20):
-            item = pool[int(rng.integers(len(pool)))]
-            if item.utterance.speaker not in speakers or _attempt == 19:
-                break
-        speakers.add(item.utterance.speaker)
+        if names:
+            fresh = [name for name in names if name not in chosen_speakers] or names
+            group = speakers[fresh[int(rng.integers(len(fresh)))]]
+            item = pool[group[int(rng.integers(len(group)))]]
+        else:
+            for _attempt in range(20):
+                item = pool[int(rng.integers(len(pool)))]
+                if item.utterance.speaker not in chosen_speakers or _attempt == 19:
+                    break
+        chosen_speakers.add(item.utterance.speaker)
         picked.append(item.audio)
     sources = np.zeros((n_src, n_samples), dtype=np.float32)
     for index, audio in enumerate(picked):
+        factor = 1.0
+        if len(speed_factors) > 1:
+            factor = float(speed_factors[int(rng.integers(len(speed_factors)))])
         active = n_samples
         if rng.random() < partial_overlap_probability:
             active = int(n_samples * rng.uniform(0.5, 1.0))
-        active = min(active, audio.shape[0])
-        start = int(rng.integers(audio.shape[0] - active + 1))
+        active = min(active, int(audio.shape[0] / factor))
+        window = min(audio.shape[0], int(math.ceil(active * factor)))
+        start = int(rng.integers(audio.shape[0] - window + 1))
         offset = int(rng.integers(n_samples - active + 1))
-        piece = audio[start : start + active]
+        piece = audio[start : start + window]
+        if factor != 1.0:
+            piece = change_speed(piece, factor)[:active]
         rms = float(np.sqrt(np.mean(piece**2))) + 1e-8
         gain = 10 ** (rng.uniform(-gain_range_db, gain_range_db) / 20) / rms
-        sources[index, offset : offset + active] = piece * gain
+        sources[index, offset : offset + piece.shape[0]] = piece * gain
     mixture = sources.sum(0)
     peak = float(np.max(np.abs(mixture))) + 1e-8
     scale = rng.uniform(0.1, 0.95) / peak
     return (mixture * scale).astype(np.float32), (sources * scale).astype(np.float32)
+
+
+def speaker_index(pool: Sequence[LoadedUtterance]) -> dict[str, list[int]]:
+    """Pool indices of each speaker, in sorted speaker order (for ``draw_mixture(speakers=)``)."""
+    index: dict[str, list[int]] = {}
+    for position, item in enumerate(pool):
+        index.setdefault(item.utterance.speaker, []).append(position)
+    return dict(sorted(index.items()))
 
 
 def draw_batch(pool, rng, *, batch_size: int, **options) -> tuple[Any, Any]:
@@ -245,6 +360,21 @@ def count_parameters(module) -> int:
     return sum(parameter.numel() for parameter in module.parameters())
 
 
+def resolve_device(name: str) -> str:
+    """``"auto"``: ``"cuda"`` when torch sees a GPU, else ``"cpu"``; other names unchanged.
+
+    Raises:
+        ValueError: a CUDA device was asked for and torch sees none.
+    """
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA device")
+    return name
+
+
 # --------------------------------------------------------------------------- validation
 def si_sdr_improvement(separated, sources, mixture) -> tuple[float, float]:
     """Mean PIT SI-SDR of the estimates and its improvement over the unprocessed mixture (dB).
@@ -256,6 +386,7 @@ def si_sdr_improvement(separated, sources, mixture) -> tuple[float, float]:
 
     pit = PITLossWrapper(pairwise_neg_sisdr, pit_from="pw_mtx")
     with torch.no_grad():
+        separated, sources, mixture = separated.float(), sources.float(), mixture.float()
         estimate_sdr = -pit(separated, sources).item()
         repeated = mixture.unsqueeze(1).expand_as(sources)
         mixture_sdr = -pairwise_neg_sisdr(repeated, sources).diagonal(dim1=1, dim2=2).mean().item()
@@ -278,13 +409,164 @@ def evaluate_separator(model: SeparatorModel, batches) -> dict[str, float]:
     return {"si_sdr": sdr / count, "si_sdri": sdri / count}
 
 
-# --------------------------------------------------------------------------- training
-def train_separator(config: SeparatorTrainingConfig, *, progress: bool = True) -> dict[str, Any]:
-    """Train a separator and save it (best validation SI-SDRi) in its real format.
+# --------------------------------------------------------------------------- data
+@dataclass
+class SeparationData:
+    """Training and validation audio (and, for real speech, the test audio and the split)."""
 
-    Stops after ``max_steps`` or ``max_minutes`` (checked between steps), whichever first; the
-    best checkpoint so far is on disk after every validation, so an interrupted run still leaves
-    a loadable model. Returns the training log (also written to ``out_dir/training_log.json``).
+    train: list[LoadedUtterance]
+    val: list[LoadedUtterance]
+    test: list[LoadedUtterance] = field(default_factory=list)
+    split: Any = None  # separation_data.SpeakerSplit for real speech
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare_data(
+    config: SeparatorTrainingConfig, *, need_train: bool = True, need_test: bool = False
+) -> SeparationData:
+    """Load the audio of a run, at ``config.sample_rate``.
+
+    With ``real_speech``, the speaker split of the run folder (``split.json``) is reused when
+    it exists, so that every invocation of a run (and its evaluation) sees the same speakers;
+    otherwise it is chosen and written there. Utterances of ``train_sources`` whose speaker is
+    a validation, test or held-out speaker are left out (and counted in the log).
+
+    Raises:
+        ValueError: no usable audio, or a split that is too small (the message says which).
+    """
+    from . import separation_data as sd
+
+    rate = config.sample_rate
+    if config.real_speech is None:
+        train_items, val_items = load_train_val(
+            config, sample_rate=rate, min_seconds=1.0, val_max_seconds=config.max_utterance_seconds
+        )
+        return SeparationData(train_items, val_items)
+
+    inventory = sd.discover_speech(
+        config.real_speech, max_per_speaker=config.max_per_speaker, seed=config.split_seed
+    )
+    split_path = Path(config.out_dir) / sd.SPLIT_FILE
+    if split_path.is_file():
+        split = sd.read_split(split_path)
+        logger.info("speaker split read from %s", split_path)
+    else:
+        split = sd.choose_speaker_split(
+            [u.speaker for u in inventory.utterances],
+            n_test=config.n_test_speakers,
+            n_val=config.n_val_speakers,
+            seed=config.split_seed,
+            test_speakers=config.test_speakers,
+            val_speakers=config.val_speakers,
+        )
+    wanted = ({"train", "val"} if need_train else set()) | ({"test"} if need_test else set())
+    chosen = [u for u in inventory.utterances if split.of(u.speaker) in wanted]
+    items = load_all(
+        chosen, sample_rate=rate, min_seconds=1.0, max_seconds=config.max_utterance_seconds
+    )
+    parts = sd.split_items(items, split)
+    if need_train and config.train_sources:
+        extra = load_all(
+            gather_utterances(config.train_sources, split=config.train_split),
+            sample_rate=rate,
+            min_seconds=1.0,
+            max_seconds=config.max_utterance_seconds,
+        )
+        kept = [i for i in extra if split.of(i.utterance.speaker) in (None, "train")]
+        if len(kept) < len(extra):
+            logger.warning(
+                "left out %d utterance(s) of --train sources: their speakers are held out",
+                len(extra) - len(kept),
+            )
+        parts["train"].extend(kept)
+    if need_train and not parts["train"]:
+        raise ValueError("no training audio left after the speaker split")
+    summary = {
+        "inventory": inventory.describe(),
+        "splits": sd.describe_split(parts, rate),
+    }
+    if need_train and not split_path.is_file():
+        sd.write_split(split_path, split, summary)
+        logger.info("speaker split written to %s: %s", split_path, split.to_dict())
+    return SeparationData(parts["train"], parts["val"], parts["test"], split, summary)
+
+
+# --------------------------------------------------------------------------- training
+@contextlib.contextmanager
+def _stop_requests() -> Iterator[threading.Event]:
+    """An event set by SIGTERM or SIGINT (main thread only): the loop stops after its step."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def request(signum, _frame):
+        logger.warning("signal %d: stopping after this step and saving the checkpoint", signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _log_to_file(path: Path) -> Iterator[None]:
+    """Copy the log records of this run to ``path`` (appended across invocations)."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    previous_level = root.level
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+        handler.close()
+
+
+def _data_fingerprint(*pools: Sequence[LoadedUtterance]) -> str:
+    import hashlib
+
+    digest = hashlib.sha1()
+    for pool in pools:
+        for item in pool:
+            digest.update(f"{item.utterance.utt_id}:{item.audio.shape[0]}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _fresh_state_dict(module) -> dict[str, Any]:
+    return {key: value.detach().clone() for key, value in module.state_dict().items()}
+
+
+def train_separator(
+    config: SeparatorTrainingConfig,
+    *,
+    progress: bool = True,
+    restart: bool = False,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Train a separator, resuming from the run folder's checkpoint when there is one.
+
+    Stops after ``max_steps`` or ``max_minutes`` (checked between steps) or on SIGTERM/SIGINT,
+    whichever first, and saves the checkpoint; the best model so far (by validation SI-SDRi)
+    is kept in its published format in ``out_dir`` after every validation that improves it, so
+    a stopped run still leaves a loadable model. ``restart=True`` ignores an existing
+    checkpoint and starts over.
+
+    Returns the training log (also written to ``out_dir/training_log.json``).
+
+    Raises:
+        ValueError: bad settings, no usable audio, or a checkpoint made with other settings
+            (the message names them; use ``restart``).
+        FolderBusyError: another run is writing into ``out_dir``.
+        FloatingPointError: the loss became NaN or infinite.
     """
     import torch
 
@@ -294,119 +576,567 @@ def train_separator(config: SeparatorTrainingConfig, *, progress: bool = True) -
     from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
     from tqdm import tqdm
 
+    from ..locking import FolderLock
+    from . import separator_state as ss
+
     config.validate()
     budget = TimeBudget(config.max_minutes)
     if config.threads:
         torch.set_num_threads(config.threads)
-    seed_everything(config.seed)
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rate = config.sample_rate
+    checkpoint_path = out_dir / ss.CHECKPOINT_FILE
+    curve_path = out_dir / ss.CURVE_FILE
 
-    train_items, val_items = load_train_val(
-        config, sample_rate=rate, min_seconds=1.0, val_max_seconds=config.max_utterance_seconds
-    )
-    model_args = config.resolved_model_args()
-    model = build_separator_model(
-        config.arch, sample_rate=rate, n_src=config.n_src, seed=config.seed, model_args=model_args
-    )
-    mix_options = dict(
-        n_src=config.n_src,
-        partial_overlap_probability=config.partial_overlap_probability,
-        gain_range_db=config.gain_range_db,
-    )
-    val_rng = np.random.default_rng(config.seed + 1)
-    val_batches = [
-        draw_batch(
-            val_items,
-            val_rng,
-            batch_size=min(8, config.n_val_mixtures - start),
-            n_samples=int(config.val_seconds * rate),
-            **mix_options,
-        )
-        for start in range(0, config.n_val_mixtures, 8)
-    ]
-    train_rng = np.random.default_rng(config.seed)
-    loss_function = PITLossWrapper(pairwise_neg_sisdr, pit_from="pw_mtx")
-    optimizer = torch.optim.Adam(model.module.parameters(), lr=config.learning_rate)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max", factor=0.5, patience=2
-    )
+    with (
+        FolderLock(out_dir, purpose="amongus.recipes.train_separator"),
+        _log_to_file(out_dir / LOG_FILE),
+        _stop_requests() as stop,
+    ):
+        saved = None
+        if checkpoint_path.is_file() and not restart:
+            saved = ss.load_checkpoint(checkpoint_path)
+            changed = ss.config_differences(saved["config"], asdict(config))
+            if changed:
+                raise ValueError(
+                    f"{checkpoint_path}: the run was started with other settings "
+                    f"({', '.join(changed)}); rerun with the same settings to resume, or "
+                    "pass --restart to start over"
+                )
+        elif restart:
+            for name in (ss.CHECKPOINT_FILE, ss.CURVE_FILE):
+                (out_dir / name).unlink(missing_ok=True)
+            from .separation_data import SPLIT_FILE
 
-    initial = evaluate_separator(model, val_batches)
-    history: list[dict[str, Any]] = [{"step": 0, **initial, "elapsed_s": budget.elapsed}]
-    best = {"step": 0, **initial}
-    best_state = copy.deepcopy(model.module.state_dict())
-    running, n_running, step, stop_reason = 0.0, 0, 0, "max_steps"
-    bar = tqdm(total=config.max_steps, desc=f"train {config.arch}", disable=not progress)
-    model.module.train()
-    while step < config.max_steps:
-        if budget.expired():
-            stop_reason = "max_minutes"
-            break
-        mixture, sources = draw_batch(
-            train_items,
-            train_rng,
-            batch_size=config.batch_size,
-            n_samples=int(config.segment_seconds * rate),
-            **mix_options,
+            (out_dir / SPLIT_FILE).unlink(missing_ok=True)
+        device = resolve_device(config.device)
+        use_amp = bool(config.amp and device.startswith("cuda"))
+        if config.amp and not use_amp:
+            logger.info("--amp has no effect on %s: training in float32", device)
+        seed_everything(config.seed)
+        data = prepare_data(config)
+        fingerprint = _data_fingerprint(data.train, data.val)
+        model_args = config.resolved_model_args()
+        model = build_separator_model(
+            config.arch, sample_rate=rate, n_src=config.n_src, seed=config.seed,
+            model_args=model_args,
+        )  # fmt: skip
+        model.module.to(device)
+        mix_options: dict[str, Any] = dict(
+            n_src=config.n_src,
+            partial_overlap_probability=config.partial_overlap_probability,
+            gain_range_db=config.gain_range_db,
         )
-        loss = loss_function(model.forward(mixture), sources)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"step {step}: non-finite loss {loss.item()}; lower the lr")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.module.parameters(), config.clip_grad_norm)
-        optimizer.step()
-        step += 1
-        running += loss.item()
-        n_running += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.2f}")
-        if step % config.val_every == 0:
+        val_rng = np.random.default_rng(config.seed + 1)
+        val_speakers = speaker_index(data.val) if config.balance_speakers else None
+        val_batches = [
+            tuple(
+                tensor.to(device)
+                for tensor in draw_batch(
+                    data.val,
+                    val_rng,
+                    batch_size=min(8, config.n_val_mixtures - start),
+                    n_samples=int(config.val_seconds * rate),
+                    speakers=val_speakers,
+                    **mix_options,
+                )
+            )
+            for start in range(0, config.n_val_mixtures, 8)
+        ]
+        train_options = dict(
+            mix_options,
+            speakers=speaker_index(data.train) if config.balance_speakers else None,
+            speed_factors=config.speed_factors(),
+        )
+        train_rng = np.random.default_rng(config.seed)
+        loss_function = PITLossWrapper(pairwise_neg_sisdr, pit_from="pw_mtx")
+        optimizer = torch.optim.Adam(model.module.parameters(), lr=config.learning_rate)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            # floor: a long run whose validation wobbles must not halve its rate to nothing
+            optimizer, mode="max", factor=0.5, patience=config.lr_patience,
+            min_lr=config.learning_rate / 100,
+        )  # fmt: skip
+
+        def forward(mixture):
+            if use_amp:
+                with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+                    return model.forward(mixture).float()
+            return model.forward(mixture)
+
+        if saved is not None:
+            state: ss.RunState = saved["state"]
+            model.module.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            ss.restore_rng(train_rng, saved["rng"])
+            best_state = saved["best_model"]
+            if saved["config"].get("_data") not in (None, fingerprint):
+                logger.warning("the training or validation audio changed since the checkpoint")
+            ss.write_curve(curve_path, state.history)
+            logger.info(
+                "resuming %s at step %d (best validation SI-SDRi %.2f dB at step %d)",
+                checkpoint_path, state.step, state.best["si_sdri"], state.best["step"],
+            )  # fmt: skip
+        else:
+            initial = evaluate_separator(model, val_batches)
+            state = ss.RunState(best={"step": 0, **initial}, initial=initial)
+            state.history.append({"step": 0, **initial, "elapsed_s": 0.0, "time": _now()})
+            best_state = _fresh_state_dict(model.module)
+            ss.write_curve(curve_path, state.history)
+            model.save(out_dir)
+        state.invocations += 1
+        config_record = {**asdict(config), "_data": fingerprint}
+        earlier_seconds = state.wall_seconds  # of the invocations before this one
+
+        def save_checkpoint() -> None:
+            # the time of this invocation counts even if it is killed after this checkpoint
+            state.wall_seconds = earlier_seconds + budget.elapsed
+            ss.save_checkpoint(
+                checkpoint_path,
+                config=config_record,
+                state=state,
+                model_state=model.module.state_dict(),
+                best_state=best_state,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                rng=ss.capture_rng(train_rng),
+            )
+
+        def validate(*, periodic: bool) -> dict[str, Any]:
+            nonlocal best_state
             metrics = evaluate_separator(model, val_batches)
             record = {
-                "step": step,
-                "train_loss": running / n_running,
+                "step": state.step,
+                "train_loss": (
+                    state.running_loss / state.running_count if state.running_count else None
+                ),
                 **metrics,
                 "lr": optimizer.param_groups[0]["lr"],
-                "elapsed_s": round(budget.elapsed, 1),
+                "elapsed_s": round(earlier_seconds + budget.elapsed, 1),
+                "time": _now(),
             }
-            history.append(record)
-            logger.info("validation %s", record)
-            running, n_running = 0.0, 0
-            scheduler.step(metrics["si_sdri"])
-            if metrics["si_sdri"] > best["si_sdri"]:
-                best = {"step": step, **metrics}
-                best_state = copy.deepcopy(model.module.state_dict())
+            state.history.append(record)
+            ss.append_curve(curve_path, record)
+            logger.info(
+                "step %d: train loss %s, validation SI-SDRi %.2f dB (best %.2f), lr %.2g",
+                state.step,
+                "-" if record["train_loss"] is None else f"{record['train_loss']:.3f}",
+                metrics["si_sdri"], max(metrics["si_sdri"], state.best["si_sdri"]), record["lr"],
+            )  # fmt: skip
+            if periodic:
+                state.running_loss, state.running_count = 0.0, 0
+                scheduler.step(metrics["si_sdri"])
+            if metrics["si_sdri"] > state.best["si_sdri"]:
+                state.best = {"step": state.step, **metrics}
+                best_state = _fresh_state_dict(model.module)
                 model.save(out_dir)
-    bar.close()
-    final = evaluate_separator(model, val_batches)
-    if final["si_sdri"] > best["si_sdri"]:
-        best = {"step": step, **final}
-        best_state = copy.deepcopy(model.module.state_dict())
-    model.module.load_state_dict(best_state)
-    model.module.eval()
-    saved = model.save(out_dir)
+            return record
+
+        logger.info(
+            "training %s (%s, %d parameters) at %d Hz on %s: %d training and %d validation "
+            "utterances, step %d of %d, budget %s min",
+            config.arch, config.size, count_parameters(model.module), rate, device,
+            len(data.train), len(data.val), state.step, config.max_steps, config.max_minutes,
+        )  # fmt: skip
+        stop_reason = "max_steps"
+        n_samples = int(config.segment_seconds * rate)
+        bar = tqdm(
+            total=config.max_steps, initial=state.step, desc=f"train {config.arch}",
+            disable=not progress,
+        )  # fmt: skip
+        model.module.train()
+        last_log = time.monotonic()
+        steps_since_log = 0
+        while state.step < config.max_steps:
+            if budget.expired():
+                stop_reason = "max_minutes"
+                break
+            if stop.is_set():
+                stop_reason = "signal"
+                break
+            mixture, sources = draw_batch(
+                data.train, train_rng, batch_size=config.batch_size, n_samples=n_samples,
+                **train_options,
+            )  # fmt: skip
+            mixture, sources = mixture.to(device), sources.to(device)
+            loss = loss_function(forward(mixture), sources)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"step {state.step}: non-finite loss {loss.item()}; lower the lr"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.module.parameters(), config.clip_grad_norm)
+            optimizer.step()
+            state.step += 1
+            state.running_loss += loss.item()
+            state.running_count += 1
+            steps_since_log += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.2f}")
+            if config.log_every and state.step % config.log_every == 0:
+                now = time.monotonic()
+                logger.info(
+                    "step %d: train loss %.3f, %.3f steps/s",
+                    state.step, state.running_loss / state.running_count,
+                    steps_since_log / max(now - last_log, 1e-9),
+                )  # fmt: skip
+                last_log, steps_since_log = now, 0
+            if state.step % config.val_every == 0:
+                validate(periodic=True)
+                save_checkpoint()
+        bar.close()
+        if state.step > 0 and state.step % config.val_every != 0:
+            # The last steps are judged too; neither the scheduler nor the running loss moves,
+            # so that a resumed run's trajectory and curve stay those of an uninterrupted one.
+            validate(periodic=False)
+        save_checkpoint()
+        if not _published_files_exist(out_dir, config.arch):
+            model.module.load_state_dict(best_state)
+            model.save(out_dir)
+        log = _training_log(config, state, model, model_args, data, stop_reason, out_dir)
+        log["command"] = command
+        write_json(out_dir / TRAINING_LOG_FILE, portable_data(log))
+        logger.info(
+            "stopped (%s) at step %d after %.1f min (%.1f min in all); best validation "
+            "SI-SDRi %.2f dB at step %d",
+            stop_reason, state.step, budget.elapsed / 60, state.wall_seconds / 60,
+            state.best["si_sdri"], state.best["step"],
+        )  # fmt: skip
+        return log
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _published_files_exist(folder: Path, arch: str) -> bool:
+    from ..testing.separators import SEPFORMER_FILES
+
+    names = ("pytorch_model.bin",) if arch == "convtasnet" else SEPFORMER_FILES
+    return all((folder / name).is_file() for name in names)
+
+
+def _data_sources(config: SeparatorTrainingConfig, data: SeparationData) -> list[str]:
+    """What the model card lists as the training data's origin."""
+    if config.real_speech is None:
+        return list(config.train_sources)
+    found = data.summary.get("splits", {}).get("train", {}).get("sources", [])
+    return [*found, *config.train_sources]
+
+
+def _training_log(config, state, model, model_args, data, stop_reason, out_dir) -> dict[str, Any]:
+    config_record = asdict(config)
+    if config.real_speech is not None:
+        # The card's data section names the corpora found, not the option's value.
+        config_record["train_sources"] = _data_sources(config, data)
+        config_record["val_sources"] = []
     log = {
-        "config": asdict(config),
+        "config": config_record,
         "model_args": model_args,
         "format": model.description["format"],
         "parameters": count_parameters(model.module),
-        "steps": step,
+        "steps": state.step,
         "stop_reason": stop_reason,
-        "wall_seconds": round(budget.elapsed, 1),
-        "best": best,
-        "initial": initial,
-        "history": history,
-        "train_data": describe_sources(train_items, rate),
-        "val_data": describe_sources(val_items, rate),
-        "saved": str(saved),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "wall_seconds": round(state.wall_seconds, 1),
+        "invocations": state.invocations,
+        "best": state.best,
+        "initial": state.initial,
+        "history": state.history,
+        "train_data": describe_sources(data.train, config.sample_rate),
+        "val_data": describe_sources(data.val, config.sample_rate),
+        "saved": str(out_dir),
+        "finished_at": _now(),
     }
-    # shipped next to the weights: no folder of this machine in it (corpus -> placeholder)
-    write_json(out_dir / "training_log.json", portable_data(log))
+    if data.split is not None:
+        log["split"] = {**data.split.to_dict(), **data.summary}
+        log["data_note"] = (
+            "speech only (no spoofed audio); speakers split into train, validation and test "
+            "as listed in the section 'Speaker split and test set'"
+        )
     return log
+
+
+# --------------------------------------------------------------------------- test set
+def evaluate_on_test(
+    config: SeparatorTrainingConfig, models: Sequence[str] = (), *, progress: bool = False
+) -> dict[str, dict[str, Any]]:
+    """SI-SDRi of separators on the run's held-out test mixtures (the study's mixing recipe).
+
+    Args:
+        config: the run's settings (its ``out_dir`` holds ``split.json``; ``real_speech``
+            must be set). The mixtures are ``n_test_mixtures`` with seed ``test_seed``.
+        models: separators to measure, as ``amongus.load_separator`` takes them (a folder, a
+            checkpoint, a registered name); empty: the run's best model (``out_dir``), named
+            ``"run"`` in the results.
+        progress: show a progress bar.
+
+    Each model hears the mixtures at its own sample rate (the test audio is loaded at that
+    rate and mixed there). Results (mean, median and standard deviation of SI-SDR and SI-SDRi
+    in dB, and one row per mixture) are merged into ``out_dir/test_results.json`` and returned.
+
+    Raises:
+        ValueError: no ``real_speech`` in ``config``, or no test speakers.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from .. import load_separator
+    from . import separation_data as sd
+
+    if config.real_speech is None:
+        raise ValueError("the test set is made of real speech: set real_speech (--real-speech)")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    out_dir = Path(config.out_dir)
+    targets = [(RUN_MODEL, str(out_dir))] if not models else [(m, m) for m in models]
+    results: dict[str, dict[str, Any]] = {}
+    mixtures_at: dict[int, list[sd.StudyMixture]] = {}
+    split = None
+    for name, source in targets:
+        separator = load_separator(source)
+        rate = int(separator.sample_rate)
+        if rate not in mixtures_at:
+            data = prepare_data(
+                dataclasses.replace(config, sample_rate=rate), need_train=False, need_test=True
+            )
+            split = data.split
+            mixtures_at[rate] = sd.study_test_mixtures(
+                data.test, n_mixtures=config.n_test_mixtures, seed=config.test_seed,
+                sample_rate=rate,
+            )  # fmt: skip
+        rows = []
+        for item in tqdm(mixtures_at[rate], desc=f"test {name}", disable=not progress):
+            mixture = torch.from_numpy(item.mixture)[None]
+            sources = torch.from_numpy(item.sources)[None]
+            separated = separator.separate(mixture)
+            sdr, sdri = si_sdr_improvement(separated, sources, mixture)
+            rows.append({**item.record, "si_sdr": round(sdr, 3), "si_sdri": round(sdri, 3)})
+        improvements = np.array([row["si_sdri"] for row in rows])
+        sdrs = np.array([row["si_sdr"] for row in rows])
+        results[portable_path(name) if name != RUN_MODEL else name] = {
+            "si_sdri_mean": round(float(improvements.mean()), 3),
+            "si_sdri_median": round(float(np.median(improvements)), 3),
+            "si_sdri_std": round(float(improvements.std()), 3),
+            "si_sdr_mean": round(float(sdrs.mean()), 3),
+            "n_mixtures": len(rows),
+            "test_seed": config.test_seed,
+            "sample_rate": rate,
+            "test_speakers": split.test if split else [],
+            "test_corpus": split.test_corpus if split else "-",
+            "best_step": _best_step(out_dir) if name == RUN_MODEL else None,
+            "evaluated_at": _now(),
+            "mixtures": rows,
+        }
+        logger.info(
+            "%s: test SI-SDRi %.2f dB (median %.2f, SI-SDR %.2f) on %d mixtures at %d Hz",
+            name, improvements.mean(), np.median(improvements), sdrs.mean(), len(rows), rate,
+        )  # fmt: skip
+    merged = _read_json(out_dir / TEST_RESULTS_FILE)
+    merged.update(results)
+    write_json(out_dir / TEST_RESULTS_FILE, portable_data(merged))
+    return results
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"{path}: unreadable JSON ({error})") from None
+
+
+def _best_step(out_dir: Path) -> int | None:
+    log = _read_json(out_dir / TRAINING_LOG_FILE)
+    return (log.get("best") or {}).get("step")
+
+
+# --------------------------------------------------------------------------- export
+def export_best(run_dir: str | os.PathLike, target: str | os.PathLike, command: str) -> Path:
+    """Write the run's best checkpoint to ``target`` in its published format, with
+    ``training_log.json`` and ``MODEL_CARD.md`` (the test results included when
+    ``--evaluate`` measured that same checkpoint).
+
+    The weights come from the training checkpoint (``best_model``), not from the copy kept in
+    the run folder, so a copy cut short by a kill is never exported.
+
+    Raises:
+        ValueError: ``target`` is the run folder, or the run has no checkpoint.
+    """
+    from . import separator_state as ss
+
+    run_dir, target = Path(run_dir), Path(target)
+    if target.resolve() == run_dir.resolve():
+        raise ValueError(f"--export-to {target}: that is the run folder itself")
+    checkpoint_path = run_dir / ss.CHECKPOINT_FILE
+    if not checkpoint_path.is_file():
+        raise ValueError(f"{run_dir}: no {ss.CHECKPOINT_FILE}; train first")
+    saved = ss.load_checkpoint(checkpoint_path)
+    settings = {k: v for k, v in saved["config"].items() if not k.startswith("_")}
+    config = SeparatorTrainingConfig(**settings)
+    model = build_separator_model(
+        config.arch, sample_rate=config.sample_rate, n_src=config.n_src, seed=config.seed,
+        model_args=config.resolved_model_args(),
+    )  # fmt: skip
+    model.module.load_state_dict(saved["best_model"])
+    model.module.eval()
+    staging = target.parent / f".{target.name}.export-part"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        model.save(staging)
+        log = _read_json(run_dir / TRAINING_LOG_FILE)
+        log["saved"] = portable_path(target)
+        write_json(staging / TRAINING_LOG_FILE, portable_data(log))
+        target.mkdir(parents=True, exist_ok=True)
+        for produced in sorted(staging.iterdir()):
+            os.replace(produced, target / produced.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    write_model_card(
+        target, log, log.get("command") or command,
+        test_results=_read_json(run_dir / TEST_RESULTS_FILE),
+    )  # fmt: skip
+    logger.info(
+        "exported the best checkpoint (step %s, validation SI-SDRi %.2f dB) to %s",
+        saved["state"].best["step"], saved["state"].best["si_sdri"], target,
+    )  # fmt: skip
+    return target
+
+
+# --------------------------------------------------------------------------- model card
+def write_model_card(
+    out_dir: str | os.PathLike,
+    log: dict[str, Any],
+    command: str,
+    *,
+    test_results: dict[str, Any] | None = None,
+) -> Path:
+    """``MODEL_CARD.md`` of a trained separator: the shared separator card, plus (for real
+    speech) the speaker split, the test set and its result, and the learning curve's summary."""
+    from .model_cards import separator_card, write_card
+
+    text = separator_card(out_dir, log, command)
+    if "split" in log:
+        extra = _split_card_section(log, (test_results or {}).get(RUN_MODEL))
+        text = text.replace("## Licences and attribution", extra + "## Licences and attribution", 1)
+    return write_card(out_dir, text)
+
+
+def _split_card_section(log: dict[str, Any], test: dict[str, Any] | None) -> str:
+    split, config = log["split"], log["config"]
+    lines = [
+        "## Speaker split and test set",
+        "",
+        f"Rule: {split.get('rule') or 'explicit lists'}. Seed {split.get('seed')}.",
+        "",
+        "| Split | Speakers | Minutes | Sources |",
+        "|---|---|---|---|",
+    ]
+    for name in ("train", "val", "test"):
+        entry = split.get("splits", {}).get(name, {})
+        speakers = ", ".join(split.get(name, [])) or "-"
+        sources = "; ".join(entry.get("sources", [])) or "-"
+        minutes = entry.get("minutes") if entry.get("utterances") else "-"
+        lines.append(f"| {name} | {speakers} | {minutes} | {sources} |")
+    if split.get("held_out"):
+        lines.append(f"| held out (unused) | {', '.join(split['held_out'])} | - | - |")
+    missing = split.get("inventory", {}).get("missing", {})
+    factors = SeparatorTrainingConfig(
+        arch=config["arch"], out_dir=".", speed_perturb=config.get("speed_perturb", 0.0)
+    ).speed_factors()
+    lines += [
+        "",
+        "Training mixtures draw each source's speaker uniformly"
+        + (" (not its utterances)" if config.get("balance_speakers") else "")
+        + f"; speed perturbation over {list(factors)}."
+        + (f" Not available when trained: {', '.join(sorted(missing))}." if missing else ""),
+        "",
+        f"Test: {config.get('n_test_mixtures')} two-speaker mixtures of the test speakers "
+        f"({split.get('test_corpus')}), seed {config.get('test_seed')}, made with the study's "
+        "mixing recipe (`MixerConfig.from_preset('thesis')`: gain U(0.7, 1.3) on each raw "
+        "source, one source delayed by U(0, 1) s, cut to the shorter, peak 1).",
+        "",
+    ]
+    if test:
+        lines += [
+            "| Model | Test SI-SDRi mean (dB) | median | SI-SDR mean (dB) | Mixtures |",
+            "|---|---|---|---|---|",
+            f"| best checkpoint (step {test.get('best_step')}) | {test['si_sdri_mean']:.2f} | "
+            f"{test['si_sdri_median']:.2f} | {test['si_sdr_mean']:.2f} | {test['n_mixtures']} |",
+            "",
+        ]
+    history = [r for r in log.get("history", []) if r.get("train_loss") is not None]
+    if history:
+        lines += [
+            "Learning curve (validation SI-SDRi; `history` in `training_log.json`):",
+            "",
+            "| Step | Training hours | Train loss | Validation SI-SDRi (dB) |",
+            "|---|---|---|---|",
+        ]
+        shown = history if len(history) <= 12 else history[:: math.ceil(len(history) / 12)]
+        if shown[-1] is not history[-1]:
+            shown = [*shown, history[-1]]
+        for record in shown:
+            lines.append(
+                f"| {record['step']} | {record['elapsed_s'] / 3600:.2f} | "
+                f"{record['train_loss']:.2f} | {record['si_sdri']:.2f} |"
+            )
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- timing
+def benchmark_steps(config: SeparatorTrainingConfig, n_steps: int) -> dict[str, Any]:
+    """Seconds per training step of ``config``'s model on random batches of its shape (one
+    warm-up step first); nothing is written. Returns parameters, MB and steps per second."""
+    import torch
+    from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    model = build_separator_model(
+        config.arch, sample_rate=config.sample_rate, n_src=config.n_src, seed=config.seed,
+        model_args=config.resolved_model_args(),
+    )  # fmt: skip
+    model.module.to(device).train()
+    optimizer = torch.optim.Adam(model.module.parameters(), lr=config.learning_rate)
+    loss_function = PITLossWrapper(pairwise_neg_sisdr, pit_from="pw_mtx")
+    generator = torch.Generator().manual_seed(config.seed)
+    n_samples = int(config.segment_seconds * config.sample_rate)
+    times = []
+    for _ in range(n_steps + 1):
+        mixture = torch.randn(config.batch_size, n_samples, generator=generator).to(device)
+        sources = torch.randn(config.batch_size, config.n_src, n_samples, generator=generator)
+        started = time.perf_counter()
+        loss = loss_function(model.forward(mixture), sources.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    seconds = float(np.median(times[1:]))
+    parameters = count_parameters(model.module)
+    return {
+        "arch": config.arch,
+        "size": config.size,
+        "model_args": config.resolved_model_args(),
+        "parameters": parameters,
+        "megabytes": round(parameters * 4 / 1e6, 2),
+        "sample_rate": config.sample_rate,
+        "batch_size": config.batch_size,
+        "segment_seconds": config.segment_seconds,
+        "threads": torch.get_num_threads(),
+        "device": device,
+        "seconds_per_step": round(seconds, 3),
+        "steps_per_second": round(1 / seconds, 3),
+    }
 
 
 # --------------------------------------------------------------------------- command line
@@ -426,52 +1156,126 @@ def _parse_model_args(pairs: Sequence[str]) -> dict[str, Any]:
     return parsed
 
 
+def _speaker_list(text: str | None) -> list[str]:
+    return [s.strip() for s in (text or "").split(",") if s.strip()]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m amongus.recipes.train_separator",
         description="Train a ConvTasNet or SepFormer separator with PIT SI-SDR on on-the-fly "
-        "mixtures; save it in Asteroid's or SpeechBrain's published format.",
+        "mixtures; save it in Asteroid's or SpeechBrain's published format. Rerunning the same "
+        "command resumes the run in --out.",
     )
     parser.add_argument("--arch", choices=ARCHITECTURES, required=True)
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument(
+    parser.add_argument("--out", required=True, help="run folder (checkpoint, log, best model)")
+    data = parser.add_argument_group("data")
+    data.add_argument(
         "--train",
         action="append",
-        required=True,
+        default=[],
         help="training source (repeatable): corpus root / JSONL / CSV manifest / audio:<folder>",
     )
-    parser.add_argument("--val", action="append", default=[], help="validation source(s)")
-    parser.add_argument("--train-split", default="train")
-    parser.add_argument("--val-split", default="dev")
-    parser.add_argument("--sample-rate", type=int, default=16000)
-    parser.add_argument("--n-src", type=int, default=2)
-    parser.add_argument("--size", default="small", help="tiny | small (see SIZES)")
-    parser.add_argument(
+    data.add_argument("--val", action="append", default=[], help="validation source(s)")
+    data.add_argument("--train-split", default="train")
+    data.add_argument("--val-split", default="dev")
+    data.add_argument(
+        "--real-speech",
+        default=None,
+        metavar="auto|FOLDER|none",
+        help="dynamic mixing of the real read speech installed here: the apt recordings of the "
+        "corpus recipe plus the bonafide/ files of a shared real-audio folder (auto: "
+        "../shared/data/real when it exists; none: apt recordings only); speakers are split "
+        "into train/val/test (split.json)",
+    )
+    data.add_argument("--n-test-speakers", type=int, default=5)
+    data.add_argument("--n-val-speakers", type=int, default=2)
+    data.add_argument("--test-speakers", help="comma-separated test speakers (replaces the rule)")
+    data.add_argument("--val-speakers", help="comma-separated validation speakers")
+    data.add_argument("--split-seed", type=int, default=0)
+    data.add_argument("--max-per-speaker", type=int, default=400)
+    data.add_argument(
+        "--balance-speakers",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="draw speakers uniformly, not utterances (default: on with --real-speech)",
+    )
+    data.add_argument(
+        "--speed-perturb",
+        type=float,
+        default=None,
+        help="play sources at speeds in 1 +- this (default: 0.1 with --real-speech, else 0)",
+    )
+    model = parser.add_argument_group("model")
+    model.add_argument("--sample-rate", type=int, default=16000)
+    model.add_argument("--n-src", type=int, default=2)
+    model.add_argument("--size", default="small", help="tiny | small | medium (see SIZES)")
+    model.add_argument(
         "--model-arg", action="append", default=[], help="override a size, e.g. n_blocks=6"
     )
-    parser.add_argument("--segment-seconds", type=float, default=3.0)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--max-steps", type=int, default=100_000)
-    parser.add_argument("--max-minutes", type=float, default=None)
-    parser.add_argument("--val-every", type=int, default=200)
-    parser.add_argument("--n-val-mixtures", type=int, default=48)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--no-progress", action="store_true")
+    train = parser.add_argument_group("training")
+    train.add_argument("--segment-seconds", type=float, default=3.0)
+    train.add_argument("--batch-size", type=int, default=4)
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument(
+        "--lr-patience", type=int, default=2, help="validations without progress before halving"
+    )
+    train.add_argument("--max-steps", type=int, default=100_000)
+    train.add_argument(
+        "--max-minutes", type=float, default=None, help="budget of this invocation; then it saves "
+        "and exits, and the same command resumes"
+    )  # fmt: skip
+    train.add_argument("--val-every", type=int, default=200)
+    train.add_argument("--log-every", type=int, default=50)
+    train.add_argument("--n-val-mixtures", type=int, default=48)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS or all)"
+    )
+    train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda:N")
+    train.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
+    train.add_argument("--restart", action="store_true", help="ignore the checkpoint, start over")
+    train.add_argument("--no-progress", action="store_true")
+    other = parser.add_argument_group("other commands on the run folder (no training)")
+    other.add_argument(
+        "--evaluate",
+        nargs="*",
+        metavar="MODEL",
+        default=None,
+        help="SI-SDRi on the held-out test mixtures of the run's split; no MODEL: the run's "
+        "best model; MODEL: folders, checkpoints or registered separators (results go to "
+        "test_results.json)",
+    )
+    other.add_argument("--n-test-mixtures", type=int, default=100)
+    other.add_argument("--test-seed", type=int, default=0)
+    other.add_argument(
+        "--export-to", metavar="DIR", help="write the best checkpoint, its log and card to DIR"
+    )
+    other.add_argument(
+        "--benchmark-steps", type=int, metavar="N", help="time N training steps, print, exit"
+    )
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    start_recipe_run()
-    config = SeparatorTrainingConfig(
+def config_from_args(args: argparse.Namespace) -> SeparatorTrainingConfig:
+    """The training settings of parsed command-line arguments."""
+    real = args.real_speech is not None
+    return SeparatorTrainingConfig(
         arch=args.arch,
         out_dir=args.out,
         train_sources=args.train,
         val_sources=args.val,
         train_split=args.train_split,
         val_split=args.val_split,
+        real_speech=args.real_speech,
+        n_test_speakers=args.n_test_speakers,
+        n_val_speakers=args.n_val_speakers,
+        split_seed=args.split_seed,
+        test_speakers=_speaker_list(args.test_speakers),
+        val_speakers=_speaker_list(args.val_speakers),
+        max_per_speaker=args.max_per_speaker,
+        balance_speakers=real if args.balance_speakers is None else args.balance_speakers,
+        speed_perturb=(0.1 if real else 0.0) if args.speed_perturb is None else args.speed_perturb,
         sample_rate=args.sample_rate,
         n_src=args.n_src,
         size=args.size,
@@ -479,29 +1283,74 @@ def main(argv: Sequence[str] | None = None) -> int:
         segment_seconds=args.segment_seconds,
         batch_size=args.batch_size,
         learning_rate=args.lr,
+        lr_patience=args.lr_patience,
         max_steps=args.max_steps,
         max_minutes=args.max_minutes,
         val_every=args.val_every,
+        log_every=args.log_every,
         n_val_mixtures=args.n_val_mixtures,
+        n_test_mixtures=args.n_test_mixtures,
+        test_seed=args.test_seed,
         seed=args.seed,
         threads=args.threads,
+        device=args.device,
+        amp=args.amp,
     )
-    random.seed(config.seed)
-    log = train_separator(config, progress=not args.no_progress)
-    from .model_cards import separator_card, write_card
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    start_recipe_run()
+    config = config_from_args(args)
+    random.seed(config.seed)
     command = command_line("amongus.recipes.train_separator", argv)
-    write_card(config.out_dir, separator_card(config.out_dir, log, command))
+    try:
+        if args.benchmark_steps:
+            config.validate(need_data=False)
+            timing = benchmark_steps(config, args.benchmark_steps)
+            print(" ".join(f"{key}={value}" for key, value in timing.items()))
+            return 0
+        if args.export_to:
+            export_best(config.out_dir, args.export_to, command)
+            print(f"exported the best checkpoint of {config.out_dir} to {args.export_to}")
+            return 0
+        if args.evaluate is not None:
+            config.validate()
+            results = evaluate_on_test(config, args.evaluate, progress=not args.no_progress)
+            for name, result in results.items():
+                print(
+                    f"{name}: test SI-SDRi {result['si_sdri_mean']:.2f} dB (median "
+                    f"{result['si_sdri_median']:.2f}, SI-SDR {result['si_sdr_mean']:.2f}) on "
+                    f"{result['n_mixtures']} mixtures at {result['sample_rate']} Hz"
+                )
+            _refresh_card(config.out_dir, command)
+            return 0
+        log = train_separator(
+            config, progress=not args.no_progress, restart=args.restart, command=command
+        )
+    except (ValueError, OSError) as error:
+        logging.getLogger(__name__).error("%s", error)
+        return 2
+    results = _read_json(Path(config.out_dir) / TEST_RESULTS_FILE)
+    write_model_card(config.out_dir, log, command, test_results=results)
     best = log["best"]
     print(
         f"{config.arch} @ {config.sample_rate} Hz: {log['parameters']} parameters, "
-        f"{log['steps']} steps in {log['wall_seconds'] / 60:.1f} min ({log['stop_reason']}); "
+        f"{log['steps']} steps, {log['wall_seconds'] / 60:.1f} min in all ({log['stop_reason']}); "
         f"best validation SI-SDR {best['si_sdr']:.2f} dB, SI-SDRi {best['si_sdri']:.2f} dB "
         f"(step {best['step']}) -> {log['saved']}"
     )
     if not math.isfinite(best["si_sdri"]):
         return 1
     return 0
+
+
+def _refresh_card(out_dir: str | os.PathLike, command: str) -> None:
+    """Rewrite the run's card with the latest test results (when the run has a log)."""
+    log = _read_json(Path(out_dir) / TRAINING_LOG_FILE)
+    if log:
+        results = _read_json(Path(out_dir) / TEST_RESULTS_FILE)
+        write_model_card(out_dir, log, log.get("command") or command, test_results=results)
 
 
 if __name__ == "__main__":
