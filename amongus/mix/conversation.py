@@ -27,6 +27,7 @@ import concurrent.futures
 import hashlib
 import json
 import logging
+import math
 import multiprocessing
 import os
 import sys
@@ -192,8 +193,9 @@ def conversation_ids(n: int, split: str, *, max_bytes: int = MAX_NAME_BYTES - 6)
 def conversation_settings(config: MixerConfig, conversation: ConversationConfig, seed, split):
     """The settings string a run records (and every fingerprint starts from)."""
     settings = json.loads(settings_key(config, seed, split))
-    settings["mode"] = "conversation"
-    settings["conversation"] = conversation.to_dict()
+    # inside "config", so a refused rerun names the conversation options that differ
+    settings["config"]["mode"] = "conversation"
+    settings["config"].update(conversation.to_dict())
     return json.dumps(settings, sort_keys=True)
 
 
@@ -403,19 +405,32 @@ def make_conversation(
     )
     conversation.validate()
     audio = render_unnormalised(conversation, cache=state.cache)
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    peak = _peak(audio)
+    if not math.isfinite(peak):  # pragma: no cover - inputs are checked for NaN
+        raise ValueError(f"conversation {conversation_id}: non-finite samples")
     if config.peak is not None and peak > 1e-9:
         conversation.normalization = float(config.peak / peak)
     audio *= conversation.normalization
-    if not np.all(np.isfinite(audio)):  # pragma: no cover - inputs are checked for NaN
-        raise ValueError(f"conversation {conversation_id}: non-finite samples")
-    data = encode_audio(audio.astype(np.float32), rate, config.audio_format)
+    audio = audio.astype(np.float32)  # the float64 buffer is freed here
+    data = encode_audio(audio, rate, config.audio_format)
     del audio
     conversation.extra["file_sha1"] = hashlib.sha1(data).hexdigest()
     conversation.extra["file_bytes"] = len(data)
     atomic_write_bytes(state.out_dir / conversation.path, data, durable=False)
     return {"status": "ok", "index": index, "key": key, "record": conversation.to_dict(),
             "bad": [list(item) for item in bad]}  # fmt: skip
+
+
+def _peak(audio: np.ndarray, block: int = 1 << 20) -> float:
+    """The largest absolute sample (NaN if any sample is), block by block: no temporary array
+    of the conversation's length."""
+    peak = 0.0
+    for start in range(0, audio.shape[0], block):
+        piece = audio[start : start + block]
+        peak = max(peak, float(np.max(np.abs(piece))))
+        if not np.all(np.isfinite(piece)):
+            return math.nan
+    return peak
 
 
 def _first_rate(state: _WorkerState) -> int:
