@@ -38,7 +38,7 @@ class ConversationConfig:
     duration: tuple[float, float] = _opt(
         (600.0, 600.0),
         "conversation length in seconds, drawn from U(LO, HI); the call ends with the turn "
-        "that reaches it",
+        "that reaches it (within about one turn of it)",
     )
     target_overlap: float = _opt(
         0.1,
