@@ -251,3 +251,14 @@ def test_the_pipeline_loads_every_family(clovaai_folder, tmp_path):
 def test_aasist_rejects_non_batched_input():
     with pytest.raises(ValueError, match=r"\[B, T\]"):
         AASIST(tiny_aasist_config())(torch.zeros(8000))
+
+
+def test_the_spoof_class_can_be_overridden_and_is_saved(clovaai_folder, tmp_path):
+    """The command line's --spoof-index reaches every family (weights trained with 1 = spoof)."""
+    swapped = load_classifier(clovaai_folder, spoof_index=1)
+    assert swapped.spoof_index == 1 and swapped.labels == {1: "spoof", 0: "bonafide"}
+    stream = noise(SEGMENT, 2)
+    normal = load_classifier(clovaai_folder).score([stream])
+    np.testing.assert_allclose(swapped.score([stream]).cm_score, -normal.cm_score)
+    again = load_classifier(swapped.save_pretrained(tmp_path / "swapped"))
+    assert again.spoof_index == 1

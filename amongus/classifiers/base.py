@@ -7,14 +7,11 @@ behind the caller's back: the pipeline resamples (``amongus.audio.resample``).
 
 Families (formats recognised by :func:`load_classifier` from their files):
 
-========== ===================================================================================
-``hf``      a transformers audio-classification folder (``config.json`` with ``model_type``,
-            weights, ``preprocessor_config.json``) or a hub id: :mod:`amongus.classifiers.hf`
-``aasist``  an AASIST/AASIST-L state dict (``.pth``/``.safetensors``) with its clovaai model
-            config, or an amongus folder: :mod:`amongus.classifiers.aasist`
-``ssl_w2v`` an SSL_W2V state dict (fairseq wav2vec 2.0 names under ``ssl_model.model.``), or an
-            amongus folder: :mod:`amongus.classifiers.ssl_w2v`
-========== ===================================================================================
+| family | what it reads |
+| --- | --- |
+| `hf` | a transformers audio-classification folder (`config.json` with `model_type`, weights, `preprocessor_config.json`) or a hub id: `amongus.classifiers.hf` |
+| `aasist` | an AASIST/AASIST-L state dict (`.pth`/`.safetensors`) with its clovaai model config, or an amongus folder: `amongus.classifiers.aasist` |
+| `ssl_w2v` | an SSL_W2V state dict (fairseq wav2vec 2.0 names under `ssl_model.model.`), or an amongus folder: `amongus.classifiers.ssl_w2v` |
 """
 
 from __future__ import annotations

@@ -9,22 +9,20 @@ either mapped by a rule below, or dropped by name because it serves pre-training
 Source of the correspondence: fairseq ``fairseq/models/wav2vec/wav2vec2.py`` (module names) and
 transformers' ``convert_wav2vec2_original_pytorch_checkpoint_to_pytorch.py`` (its ``MAPPING``).
 
-==========================================================  ==========================================
-fairseq                                                     transformers
-==========================================================  ==========================================
-``feature_extractor.conv_layers.<i>.0.{weight,bias}``       ``feature_extractor.conv_layers.<i>.conv.*``
-``feature_extractor.conv_layers.<i>.2.1.{weight,bias}``     ``feature_extractor.conv_layers.<i>.layer_norm.*``
-``layer_norm.*``                                            ``feature_projection.layer_norm.*``
-``post_extract_proj.*``                                     ``feature_projection.projection.*``
-``encoder.pos_conv.0.bias``                                 ``encoder.pos_conv_embed.conv.bias``
-``encoder.pos_conv.0.weight_g`` (or ``...original0``)       the model's weight-norm magnitude
-``encoder.pos_conv.0.weight_v`` (or ``...original1``)       the model's weight-norm direction
-``encoder.layers.<i>.self_attn.{q,k,v,out}_proj.*``         ``encoder.layers.<i>.attention.*_proj.*``
-``encoder.layers.<i>.self_attn_layer_norm.*``               ``encoder.layers.<i>.layer_norm.*``
-``encoder.layers.<i>.fc1.*`` / ``fc2.*``                    ``...feed_forward.intermediate_dense.*`` / ``output_dense.*``
-``encoder.layers.<i>.final_layer_norm.*``                   ``encoder.layers.<i>.final_layer_norm.*``
-``encoder.layer_norm.*``                                    ``encoder.layer_norm.*``
-==========================================================  ==========================================
+| fairseq | transformers |
+| --- | --- |
+| `feature_extractor.conv_layers.<i>.0.{weight,bias}` | `feature_extractor.conv_layers.<i>.conv.*` |
+| `feature_extractor.conv_layers.<i>.2.1.{weight,bias}` | `feature_extractor.conv_layers.<i>.layer_norm.*` |
+| `layer_norm.*` | `feature_projection.layer_norm.*` |
+| `post_extract_proj.*` | `feature_projection.projection.*` |
+| `encoder.pos_conv.0.bias` | `encoder.pos_conv_embed.conv.bias` |
+| `encoder.pos_conv.0.weight_g` (or `...original0`) | the model's weight-norm magnitude |
+| `encoder.pos_conv.0.weight_v` (or `...original1`) | the model's weight-norm direction |
+| `encoder.layers.<i>.self_attn.{q,k,v,out}_proj.*` | `encoder.layers.<i>.attention.*_proj.*` |
+| `encoder.layers.<i>.self_attn_layer_norm.*` | `encoder.layers.<i>.layer_norm.*` |
+| `encoder.layers.<i>.fc1.*` / `fc2.*` | `...feed_forward.intermediate_dense.*` / `output_dense.*` |
+| `encoder.layers.<i>.final_layer_norm.*` | `encoder.layers.<i>.final_layer_norm.*` |
+| `encoder.layer_norm.*` | `encoder.layer_norm.*` |
 """
 
 from __future__ import annotations

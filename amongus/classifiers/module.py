@@ -72,6 +72,8 @@ class ModuleClassifier:
         device: where the model runs.
         name: a name for reports and :attr:`identity` (the checkpoint path or preset name).
         metadata: extra ``config.json`` entries kept and written back by :meth:`save_pretrained`.
+        spoof_label, spoof_index: override the spoof class found from ``id2label`` (as for
+            :class:`amongus.classifier.SpoofClassifier`), for weights trained with another order.
 
     Streams shorter than a segment are repeated to fill it (see
     :class:`~amongus.classifiers.segments.SegmentPolicy`).
@@ -94,13 +96,22 @@ class ModuleClassifier:
         device: str | Any = "cpu",
         name: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        spoof_label: str | None = None,
+        spoof_index: int | None = None,
     ):
         import torch
+
+        from amongus.labels import BONAFIDE, SPOOF
 
         if window_hop_seconds is not None and not window_hop_seconds > 0:
             raise ValueError(f"window_hop_seconds must be positive, got {window_hop_seconds}")
         self.id2label = {int(index): str(label) for index, label in id2label.items()}
-        self.spoof_index = find_spoof_index(self.id2label)
+        self.spoof_index = find_spoof_index(
+            self.id2label, spoof_label=spoof_label, spoof_index=spoof_index
+        )
+        if (spoof_label is not None or spoof_index is not None) and len(self.id2label) == 2:
+            # written into config.json by save_pretrained: the copy loads without the override
+            self.id2label = {self.spoof_index: SPOOF, 1 - self.spoof_index: BONAFIDE}
         self.sample_rate = int(sample_rate)
         hop = None if window_hop_seconds is None else round(window_hop_seconds * self.sample_rate)
         self.policy = SegmentPolicy(

@@ -165,8 +165,9 @@ def model_card(classifier, *, sha256: str, command: str, n_parameters: int) -> s
             "## Limitations",
             "",
             "Trained on one 2019 corpus of studio-quality read English; its scores on other "
-            "vocoders, channels, languages and separated streams can be far worse (see "
-            "docs/classifier.md and docs/results.md for figures measured on real vocoded speech). "
+            "vocoders, channels, languages and separated streams can be far worse: on real "
+            "LJSpeech originals against neural-vocoded copies it is near chance (docs/classifier.md, "
+            '"A first measurement on real speech"). '
             "The output is not calibrated.",
             "",
         ]
