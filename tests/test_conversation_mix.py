@@ -279,3 +279,10 @@ def test_a_mixture_run_overwriting_a_conversation_folder_leaves_no_stale_referen
     left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
     assert not [name for name in left if "call" in name or name.endswith(".rttm")], left
     assert "conversations.jsonl" not in left and "mixtures.jsonl" in left
+
+
+def test_an_unreachable_overlap_target_is_reported_not_hidden(tmp_path, caplog):
+    summary = _make(tmp_path, n=1, target_overlap=0.95)
+    assert summary.overlap_ratio_max < 0.9  # an overlap takes at most half of a turn
+    assert "below the target" in str(summary)
+    assert "below the target 0.950" in caplog.text

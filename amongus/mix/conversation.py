@@ -165,7 +165,13 @@ class ConversationSummary:
             f"{dict(sorted(self.compositions.items()))}; {self.n_impostors} impostor(s)",
             f"overlap ratio: target {self.target_overlap:.3f}, mean "
             f"{self.overlap_ratio_mean:.3f} (min {self.overlap_ratio_min:.3f}, max "
-            f"{self.overlap_ratio_max:.3f})",
+            f"{self.overlap_ratio_max:.3f})"
+            + (
+                "; below the target: an overlap takes at most half of the shorter of its two "
+                "turns, so these turns cannot hold more"
+                if self.n_requested and self.overlap_ratio_min < self.target_overlap - 0.01
+                else ""
+            ),
             f"utterances: {self.n_usable} usable of {self.n_utterances}; "
             f"{len(self.bad_inputs)} skipped"
             f"{f' {self.bad_input_reasons}' if self.bad_inputs else ''}; "
@@ -572,6 +578,13 @@ class ConversationMixer:
             summary.overlap_ratio_mean = float(np.mean(ratios))
             summary.overlap_ratio_min = float(np.min(ratios))
             summary.overlap_ratio_max = float(np.max(ratios))
+        if ratios and summary.overlap_ratio_min < options.target_overlap - 0.01:
+            logger.warning(
+                "overlap ratio %.3f (lowest) is below the target %.3f: the turns cannot hold "
+                "more overlap (each overlap is at most half of the shorter turn)",
+                summary.overlap_ratio_min,
+                options.target_overlap,
+            )
         summary.elapsed_seconds = time.perf_counter() - started
         atomic_write_text(out_dir / SUMMARY_NAME, json.dumps(summary.to_dict(), indent=2) + "\n")
         return summary
