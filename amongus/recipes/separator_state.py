@@ -83,10 +83,14 @@ def restore_rng(train_rng, state: dict[str, Any]) -> None:
 
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Names of the settings that differ, other than :data:`RESUMABLE_CHANGES`."""
-    names = (set(saved) | set(current)) - RESUMABLE_CHANGES
+    """Names of the settings that differ, other than :data:`RESUMABLE_CHANGES`.
+
+    Only settings both sides know are compared: a setting added to the code after the run
+    started (whose default keeps the old behaviour) does not stop the run from resuming.
+    """
+    names = (set(saved) & set(current)) - RESUMABLE_CHANGES
     names = {name for name in names if not name.startswith("_")}  # notes, not settings
-    return sorted(name for name in names if saved.get(name) != current.get(name))
+    return sorted(name for name in names if saved[name] != current[name])
 
 
 def save_checkpoint(

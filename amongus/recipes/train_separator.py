@@ -356,6 +356,22 @@ def build_separator_model(
     raise ValueError(f"arch must be one of {ARCHITECTURES}, got {arch!r}")
 
 
+def save_published(model: SeparatorModel, folder: Path) -> Path:
+    """Save ``model`` in its published format into ``folder``, each file replaced at once
+    (written beside, then renamed), so that a reader (``--evaluate`` during training) never
+    sees a half-written file."""
+    staging = folder / ".published.part"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        model.save(staging)
+        for produced in sorted(staging.iterdir()):
+            os.replace(produced, folder / produced.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
 def count_parameters(module) -> int:
     return sum(parameter.numel() for parameter in module.parameters())
 
@@ -684,7 +700,7 @@ def train_separator(
             state.history.append({"step": 0, **initial, "elapsed_s": 0.0, "time": _now()})
             best_state = _fresh_state_dict(model.module)
             ss.write_curve(curve_path, state.history)
-            model.save(out_dir)
+            save_published(model, out_dir)
         state.invocations += 1
         config_record = {**asdict(config), "_data": fingerprint}
         earlier_seconds = state.wall_seconds  # of the invocations before this one
@@ -730,7 +746,7 @@ def train_separator(
             if metrics["si_sdri"] > state.best["si_sdri"]:
                 state.best = {"step": state.step, **metrics}
                 best_state = _fresh_state_dict(model.module)
-                model.save(out_dir)
+                save_published(model, out_dir)
             return record
 
         logger.info(
@@ -794,7 +810,7 @@ def train_separator(
         save_checkpoint()
         if not _published_files_exist(out_dir, config.arch):
             model.module.load_state_dict(best_state)
-            model.save(out_dir)
+            save_published(model, out_dir)
         log = _training_log(config, state, model, model_args, data, stop_reason, out_dir)
         log["command"] = command
         write_json(out_dir / TRAINING_LOG_FILE, portable_data(log))
@@ -976,7 +992,8 @@ def export_best(run_dir: str | os.PathLike, target: str | os.PathLike, command: 
     if not checkpoint_path.is_file():
         raise ValueError(f"{run_dir}: no {ss.CHECKPOINT_FILE}; train first")
     saved = ss.load_checkpoint(checkpoint_path)
-    settings = {k: v for k, v in saved["config"].items() if not k.startswith("_")}
+    known = {f.name for f in dataclasses.fields(SeparatorTrainingConfig)}
+    settings = {k: v for k, v in saved["config"].items() if k in known}
     config = SeparatorTrainingConfig(**settings)
     model = build_separator_model(
         config.arch, sample_rate=config.sample_rate, n_src=config.n_src, seed=config.seed,
@@ -984,19 +1001,11 @@ def export_best(run_dir: str | os.PathLike, target: str | os.PathLike, command: 
     )  # fmt: skip
     model.module.load_state_dict(saved["best_model"])
     model.module.eval()
-    staging = target.parent / f".{target.name}.export-part"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
-        model.save(staging)
-        log = _read_json(run_dir / TRAINING_LOG_FILE)
-        log["saved"] = portable_path(target)
-        write_json(staging / TRAINING_LOG_FILE, portable_data(log))
-        target.mkdir(parents=True, exist_ok=True)
-        for produced in sorted(staging.iterdir()):
-            os.replace(produced, target / produced.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    target.mkdir(parents=True, exist_ok=True)
+    save_published(model, target)
+    log = _read_json(run_dir / TRAINING_LOG_FILE)
+    log["saved"] = portable_path(target)
+    write_json(target / TRAINING_LOG_FILE, portable_data(log))
     write_model_card(
         target, log, log.get("command") or command,
         test_results=_read_json(run_dir / TEST_RESULTS_FILE),
