@@ -275,6 +275,10 @@ def main(argv: list[str] | None = None) -> dict:
     )  # fmt: skip
     parser.add_argument("--with-study", action="store_true", help="--size real: time the study too")
     parser.add_argument(
+        "--quantize", action="store_true",
+        help="also time the default pipeline with an int8-quantized classifier (own copy)",
+    )  # fmt: skip
+    parser.add_argument(
         "--n-mixtures", type=int, default=None, help="mixtures for the speed test (16; real: 8)"
     )
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds (2; real: 1)")
@@ -346,6 +350,11 @@ def main(argv: list[str] | None = None) -> dict:
     }  # fmt: skip
     if real:
         del pipelines["pipeline_labels"]  # the default assignment is the one that counts
+    if args.quantize:  # a classifier of its own: quantization replaces the model in place
+        pipelines["pipeline_signal_int8"] = Pipeline(
+            separator=separator, classifier=classifier_source, assignment="signal",
+            batch_size=args.batch_size, quantize=True,
+        )  # fmt: skip
     bare_inputs = load_for_bare(speed_manifest, separator, classifier)
     # warm-up (first-call costs: thread pools, resampler kernels) on two mixtures
     bare_forwards(bare_inputs[:2], separator, classifier)

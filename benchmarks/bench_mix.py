@@ -5,6 +5,11 @@ file, numpy delay/cut/gain/sum/peak, ``soundfile.write``. Both make the same num
 two-speaker mixtures from the same utterances in the same run.
 
     python benchmarks/bench_mix.py [--n-mixtures 400] [--workers N] [--input manifest.jsonl]
+    python benchmarks/bench_mix.py --size real
+
+Mixing runs no model, so ``--size`` only sets the defaults: ``tiny`` 400 mixtures, ``real`` 2,000
+(a realistic run, still a few minutes on 2 cores). The study's loop is the bare compute here (read,
+numpy, write, nothing else); the real-time factor is wall seconds per second of mixture audio.
 
 Without ``--input`` it uses the bundled demo set when present (amongus.corpora.demo), else
 synthetic 16 kHz utterances written to a temporary folder.
@@ -87,11 +92,14 @@ def study_loop(utterances: list[Utterance], out: Path, n_mixtures: int, seed: in
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n-mixtures", type=int, default=400)
+    parser.add_argument("--size", choices=("tiny", "real"), default="tiny")
+    parser.add_argument("--n-mixtures", type=int, default=None, help="400; real: 2000")
     parser.add_argument("--workers", type=int, default=None, help="default: every core")
     parser.add_argument("--input", type=Path, default=None, help="JSONL utterance manifest")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.n_mixtures is None:
+        args.n_mixtures = 2000 if args.size == "real" else 400
     workers = args.workers or os.cpu_count() or 1
     import librosa  # noqa: F401  (import cost is not part of either measurement)
 
@@ -115,10 +123,27 @@ def main(argv: list[str] | None = None) -> int:
             workers=workers, progress=False,
         )  # fmt: skip
         mixer_rate = args.n_mixtures / (time.perf_counter() - started)
+        produced = sum(
+            sf.info(str(path)).duration
+            for path in (tmp / "amongus").rglob("*")
+            if path.suffix.lower() in (".flac", ".wav")
+        ) or float("nan")
+
+    import torch
+
+    from amongus.testing.benchmarking import describe_machine, machine_note, peak_rss_mib
+
+    print(describe_machine(machine_note()))
+    print(
+        f"audio made: {produced:.0f} s; real-time factor (wall s per audio s): study "
+        f"{args.n_mixtures / study_rate / produced:.4f}, amongus "
+        f"{args.n_mixtures / mixer_rate / produced:.4f}; peak RSS of the main process "
+        f"{peak_rss_mib():.0f} MiB (torch {torch.__version__})"
+    )
 
     print(f"study loop (librosa.load, numpy, soundfile.write; 1 process): {study_rate:8.1f} mix/s")
     print(f"amongus.mix default preset ({workers} workers):                {mixer_rate:8.1f} mix/s")
-    print(f"ratio: {mixer_rate / study_rate:.2f}x")
+    print(f"ratio: {mixer_rate / study_rate:.2f}x (amongus over the bare loop)")
     return 0
 
 

@@ -10,10 +10,18 @@ Two measurements, each mode in its own subprocess. Peak RSS is the kernel's high
      (16k -> 8k before, 8k -> 16k after), ``separate_batch`` on a batch of one;
    * ``amongus``: ``separate_at_rate`` on padded batches, with the cached resamplers of
      ``amongus.audio.resample``.
+   * ``bare``: the model's forward only (``separator._separate``), one file at a time, on inputs
+     resampled to its rate beforehand: what no loop can avoid; every mode is also given as a
+     ratio to it.
    Both use ``output_scale="none"`` and their outputs are compared.
 2. **Chunking.** Peak RSS separating 10 s and 60 s with the same chunk size, and 60 s unchunked.
 
+``--size real`` times the random-weight SepFormer at the published wsj02mix size (25.7 M
+parameters, :mod:`amongus.testing.real_size`) on 4 mixtures of 3 s, one round, and skips the
+chunking measurement unless ``--files``/``--seconds``/``--repeats`` and ``--memory`` say otherwise.
+
 Run: ``.venv/bin/python benchmarks/bench_separate.py [--files 32 --seconds 4 --batch-size 8]``
+or ``.venv/bin/python benchmarks/bench_separate.py --size real``
 """
 
 from __future__ import annotations
@@ -94,9 +102,16 @@ if args["task"] == "throughput":
             outputs += [s[:, :n] for s, n in zip(streams, lengths.tolist())]
         return outputs
 
-    # modes: {name: batch size, 0 = the study's loop}; rounds interleave them so that load from
-    # other processes on a shared machine affects every mode alike
-    runs = {name: (study if size == 0 else (lambda size=size: ours(size)))
+    def bare():  # the model's forwards only, at its rate (streams not comparable: not saved)
+        with torch.inference_mode():
+            return [separator._separate(x, None, None)[0] for x in prepared]
+
+    from amongus.audio import resample as _resample
+    prepared = [_resample(m[None], rate, separator.sample_rate) for m in mixtures]
+
+    # modes: {name: batch size, 0 = the study's loop, -1 = bare forwards}; rounds interleave
+    # them so that load from other processes on a shared machine affects every mode alike
+    runs = {name: (study if size == 0 else bare if size == -1 else (lambda size=size: ours(size)))
             for name, size in args["modes"].items()}
     for run in runs.values():
         run()  # warm-up (first-call allocations, cached resamplers)
@@ -201,14 +216,25 @@ def make_inputs(folder: Path, *, files: int, seconds: float, rate: int = 16000) 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument(
+        "--size", choices=("tiny", "real"), default="tiny",
+        help="tiny SepFormer, or the random-weight one at the published wsj02mix size",
+    )  # fmt: skip
+    parser.add_argument("--files", type=int, default=None, help="32; real: 4")
+    parser.add_argument("--seconds", type=float, default=None, help="4; real: 3")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=None, help="3; real: 1")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--chunk-seconds", type=float, default=4.0)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--memory", action="store_true", help="--size real: measure chunking too")
     options = parser.parse_args(argv)
+    real = options.size == "real"
+    for name, tiny, large in (("files", 32, 4), ("seconds", 4.0, 3.0), ("repeats", 3, 1)):
+        if getattr(options, name) is None:
+            setattr(options, name, large if real else tiny)
+    if real and not options.memory:
+        options.skip_memory = True
 
     import numpy as np
 
@@ -217,9 +243,15 @@ def main(argv: list[str] | None = None) -> dict:
     report: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        sepformer = build_tiny_sepformer(tmp / "sepformer", sample_rate=8000)
+        if real:
+            from amongus.testing.real_size import cached_real_model
+
+            sepformer = cached_real_model("sepformer-wsj02mix")
+        else:
+            sepformer = build_tiny_sepformer(tmp / "sepformer", sample_rate=8000)
         inputs = make_inputs(tmp, files=options.files, seconds=options.seconds)
         modes = {
+            "bare": (-1, "model forwards only, per file"),
             "study": (0, "per file, new Resample per call"),
             "amongus_b1": (1, "per file, cached resamplers"),
             "amongus": (options.batch_size, f"batches of {options.batch_size}"),
@@ -239,26 +271,43 @@ def main(argv: list[str] | None = None) -> dict:
                 threads=options.threads,
             )
 
-        timing = throughput(modes)["seconds"]  # all modes interleaved in one process
-        memory = {name: throughput([name]) for name in modes}  # peak memory: one mode each
+        timing_run = throughput(modes)  # all modes interleaved in one process
+        timing = timing_run["seconds"]
+        # peak memory: one mode each (at real size the interleaved run's own peak is kept)
+        memory = {name: throughput([name]) for name in modes} if not real else None
         reference = np.load(tmp / "study.npy")
         difference = max(
-            float(np.abs(np.load(tmp / f"{name}.npy") - reference).max()) for name in modes
+            float(np.abs(np.load(tmp / f"{name}.npy") - reference).max())
+            for name in modes
+            if name != "bare"
         )
         audio_seconds = options.files * options.seconds
+        import torch
+
+        from amongus.testing.benchmarking import describe_machine, machine_note
+
+        torch.set_num_threads(options.threads)
+        report["machine"] = machine_note()
         print(
-            f"Throughput: {options.files} mixtures x {options.seconds:g} s at 16 kHz, tiny "
-            f"SepFormer at 8 kHz, {options.threads} thread(s), median of {options.repeats} "
-            "interleaved rounds"
+            f"Throughput: {options.files} mixtures x {options.seconds:g} s at 16 kHz, "
+            f"{options.size} SepFormer at 8 kHz, median of {options.repeats} interleaved "
+            f"rounds; {describe_machine(report['machine'])}"
         )
         results = {}
         for name, (_, label) in modes.items():
-            extra = memory[name]["peak_mb"] - memory[name]["baseline_mb"]
-            results[name] = {"seconds": timing[name], "peak_mb_over_model": extra}
+            run = memory[name] if memory else timing_run
+            extra = run["peak_mb"] - run["baseline_mb"]
+            results[name] = {
+                "seconds": timing[name],
+                "over_bare": timing[name] / timing["bare"],
+                "real_time_factor": timing[name] / audio_seconds,
+                "peak_mb_over_model": extra,
+            }
             print(
-                f"  {name:10s} ({label:32s}): {timing[name]:.3f} s "
-                f"({audio_seconds / timing[name]:.0f}x real time), "
-                f"peak +{extra:.0f} MB over the loaded model"
+                f"  {name:10s} ({label:32s}): {timing[name]:.3f} s, "
+                f"{timing[name] / timing['bare']:.2f}x bare, "
+                f"RTF {timing[name] / audio_seconds:.3f}, peak +{extra:.0f} MB over the "
+                f"loaded model{'' if memory else ' (all modes, one process)'}"
             )
         ratio = timing["study"] / timing["amongus"]
         ratio_b1 = timing["study"] / timing["amongus_b1"]
