@@ -18,6 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from amongus.manifest import Utterance  # noqa: E402
 from amongus.recipes import separation_data as sd  # noqa: E402
+from amongus.recipes import separator_eval as se  # noqa: E402
 from amongus.recipes import separator_state as ss  # noqa: E402
 from amongus.recipes import train_separator as ts  # noqa: E402
 from amongus.recipes.training_data import LoadedUtterance  # noqa: E402
@@ -259,7 +260,7 @@ def test_draw_mixture_balances_speakers_and_perturbs_speed():
         rng = np.random.default_rng(0)
         found = {"s0": 0, "s1": 0, "s2": 0}
         for _ in range(90):
-            mixture, sources = ts.draw_mixture(
+            mixture, sources = sd.draw_mixture(
                 pool, rng, n_src=2, n_samples=8000, partial_overlap_probability=0.5,
                 gain_range_db=5.0, speakers=speakers,
             )  # fmt: skip
@@ -271,20 +272,20 @@ def test_draw_mixture_balances_speakers_and_perturbs_speed():
                 found[name] += 1
         return found
 
-    balanced = counts(ts.speaker_index(pool))
+    balanced = counts(sd.speaker_index(pool))
     assert min(balanced.values()) > 0.6 * max(balanced.values())
     by_utterance = counts(None)
     assert by_utterance["s0"] == 90  # in every mixture: the imbalance that balancing removes
 
     rng = np.random.default_rng(1)
     for _ in range(20):
-        mixture, sources = ts.draw_mixture(
+        mixture, sources = sd.draw_mixture(
             _pool(), rng, n_src=2, n_samples=8000, partial_overlap_probability=0.5,
             gain_range_db=5.0, speed_factors=(0.9, 1.1),
         )  # fmt: skip
         np.testing.assert_allclose(sources.sum(0), mixture, atol=1e-6)
         assert all(np.count_nonzero(source) >= 4000 for source in sources)
-    slow = ts.change_speed(np.ones(1000, dtype=np.float32), 0.9)
+    slow = sd.change_speed(np.ones(1000, dtype=np.float32), 0.9)
     assert slow.shape[0] == int(np.ceil(1000 / 0.9))
 
 
@@ -421,22 +422,22 @@ def test_real_speech_run_evaluates_on_test_mixtures_and_exports(shared_real, no_
     config = _real_config(shared_real, run)
     log = ts.train_separator(config, progress=False, command="python -m x")
     assert log["split"]["test_corpus"] == "LibriSpeech test-other"
-    results = ts.evaluate_on_test(config)
-    run_result = results[ts.RUN_MODEL]
+    results = se.evaluate_on_test(config)
+    run_result = results[se.RUN_MODEL]
     assert run_result["n_mixtures"] == 4 and np.isfinite(run_result["si_sdri_mean"])
     speakers = {s for row in run_result["mixtures"] for s in row["speakers"]}
     assert speakers <= set(run_result["test_speakers"])
     assert not speakers & set(log["split"]["train"])
     # the same mixtures at every evaluation (fixed seed)
-    again = ts.evaluate_on_test(config)[ts.RUN_MODEL]
+    again = se.evaluate_on_test(config)[se.RUN_MODEL]
     assert again["mixtures"] == run_result["mixtures"]
-    assert json.loads((run / ts.TEST_RESULTS_FILE).read_text())[ts.RUN_MODEL]["n_mixtures"] == 4
+    assert json.loads((run / se.TEST_RESULTS_FILE).read_text())[se.RUN_MODEL]["n_mixtures"] == 4
 
     target = tmp_path / "exported" / "convtasnet-16k"
-    ts.export_best(run, target, "python -m export")
+    se.export_best(run, target, "python -m export")
     assert load_separator(str(target)).sample_rate == RATE
     assert not (target / ss.CHECKPOINT_FILE).exists()
     card = (target / "MODEL_CARD.md").read_text()
     assert "Speaker split and test set" in card and "SI-SDR" in card
     with pytest.raises(ValueError, match="run folder itself"):
-        ts.export_best(run, run, "python -m export")
+        se.export_best(run, run, "python -m export")

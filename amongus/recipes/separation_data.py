@@ -15,6 +15,8 @@ of separator training and its ``dev`` speakers validate, so the study's evaluati
 hold a speaker the separator was trained on. LibriSpeech speakers move from training to the test
 set (seeded) until it has ``n_test`` of them. The test set is LibriSpeech only, as in the study.
 
+**Training mixtures** (:func:`draw_mixture`): made on the fly, see there.
+
 **Test mixtures** (:func:`study_test_mixtures`). Two utterances of different test speakers, mixed
 with the study's recipe, the ``thesis`` preset of :class:`amongus.mix.config.MixerConfig` (the
 Mixer's own placement and level functions): a linear gain ``U(0.7, 1.3)`` on each raw source, one
@@ -27,10 +29,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -336,6 +339,104 @@ def describe_split(parts: dict[str, list[LoadedUtterance]], sample_rate: int) ->
             "sources": sorted({item.utterance.source for item in items}),
         }
     return summary
+
+
+# --------------------------------------------------------------------------- mixtures on the fly
+def change_speed(audio: np.ndarray, factor: float) -> np.ndarray:
+    """Play ``audio`` ``factor`` times faster (tempo and pitch together, as resampling does; the
+    speed perturbation of Ko et al., *Audio augmentation for speech recognition*, 2015).
+
+    Shape: ``[T] -> [ceil(T / factor)]``.
+    """
+    from ..audio import resample
+
+    return resample(audio, int(round(factor * 1000)), 1000)
+
+
+def draw_mixture(
+    pool: Sequence[LoadedUtterance],
+    rng: np.random.Generator,
+    *,
+    n_src: int,
+    n_samples: int,
+    partial_overlap_probability: float,
+    gain_range_db: float,
+    speakers: Mapping[str, Sequence[int]] | None = None,
+    speed_factors: Sequence[float] = (1.0,),
+) -> tuple[np.ndarray, np.ndarray]:
+    """One training mixture and its sources, scaled so that ``sources.sum(0) == mixture``.
+
+    Sources come from different speakers where the pool has enough of them. Each source is a
+    random crop; with ``partial_overlap_probability`` it is active on only part of the segment
+    (at least half), so the model also sees single-talker stretches, as in the mixer's
+    partially overlapped mixtures. Levels: each source at unit RMS times a random gain of
+    ``+-gain_range_db``; the sum is scaled to a random peak in ``[0.1, 0.95]``.
+
+    Args:
+        speakers: pool indices of each speaker (:func:`speaker_index`). When given, a source's
+            speaker is drawn uniformly among the speakers not yet in the mixture, then one of
+            its utterances, so that a speaker with thousands of clips is not drawn more often
+            than one with ten. ``None``: utterances are drawn uniformly.
+        speed_factors: each source is played at a speed drawn from these
+            (:func:`change_speed`); ``(1.0,)`` draws nothing and changes nothing.
+
+    Shape: ``-> ([T], [n_src, T])``.
+    """
+    chosen_speakers: set[str] = set()
+    picked: list[np.ndarray] = []
+    names = list(speakers) if speakers else []
+    for _ in range(n_src):
+        if names:
+            fresh = [name for name in names if name not in chosen_speakers] or names
+            group = speakers[fresh[int(rng.integers(len(fresh)))]]
+            item = pool[group[int(rng.integers(len(group)))]]
+        else:
+            for _attempt in range(20):
+                item = pool[int(rng.integers(len(pool)))]
+                if item.utterance.speaker not in chosen_speakers or _attempt == 19:
+                    break
+        chosen_speakers.add(item.utterance.speaker)
+        picked.append(item.audio)
+    sources = np.zeros((n_src, n_samples), dtype=np.float32)
+    for index, audio in enumerate(picked):
+        factor = 1.0
+        if len(speed_factors) > 1:
+            factor = float(speed_factors[int(rng.integers(len(speed_factors)))])
+        active = n_samples
+        if rng.random() < partial_overlap_probability:
+            active = int(n_samples * rng.uniform(0.5, 1.0))
+        active = min(active, int(audio.shape[0] / factor))
+        window = min(audio.shape[0], int(math.ceil(active * factor)))
+        start = int(rng.integers(audio.shape[0] - window + 1))
+        offset = int(rng.integers(n_samples - active + 1))
+        piece = audio[start : start + window]
+        if factor != 1.0:
+            piece = change_speed(piece, factor)[:active]
+        rms = float(np.sqrt(np.mean(piece**2))) + 1e-8
+        gain = 10 ** (rng.uniform(-gain_range_db, gain_range_db) / 20) / rms
+        sources[index, offset : offset + piece.shape[0]] = piece * gain
+    mixture = sources.sum(0)
+    peak = float(np.max(np.abs(mixture))) + 1e-8
+    scale = rng.uniform(0.1, 0.95) / peak
+    return (mixture * scale).astype(np.float32), (sources * scale).astype(np.float32)
+
+
+def speaker_index(pool: Sequence[LoadedUtterance]) -> dict[str, list[int]]:
+    """Pool indices of each speaker, in sorted speaker order (for ``draw_mixture(speakers=)``)."""
+    index: dict[str, list[int]] = {}
+    for position, item in enumerate(pool):
+        index.setdefault(item.utterance.speaker, []).append(position)
+    return dict(sorted(index.items()))
+
+
+def draw_batch(pool, rng, *, batch_size: int, **options) -> tuple[Any, Any]:
+    """A batch of on-the-fly mixtures as tensors. Shape: ``-> ([B, T], [B, n_src, T])``."""
+    import torch
+
+    pairs = [draw_mixture(pool, rng, **options) for _ in range(batch_size)]
+    mixtures = torch.from_numpy(np.stack([pair[0] for pair in pairs]))
+    sources = torch.from_numpy(np.stack([pair[1] for pair in pairs]))
+    return mixtures, sources
 
 
 # --------------------------------------------------------------------------- test mixtures

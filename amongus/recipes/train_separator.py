@@ -20,7 +20,7 @@ when available; ``--amp`` runs the model in bfloat16 there).
 **Other commands on a run folder:** ``--evaluate [MODEL ...]`` measures SI-SDRi on the held-out
 test mixtures (the study's mixing recipe, fixed seed); ``--export-to DIR`` writes the best
 checkpoint in its published format with its model card; ``--benchmark-steps N`` times training
-steps.
+steps (:mod:`amongus.recipes.separator_eval`).
 
 The model is saved in its library's published format, loadable by ``amongus.load_separator``:
 
@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import logging
 import math
 import os
@@ -53,7 +52,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +60,13 @@ from typing import Any
 import numpy as np
 
 from ._cli import command_line, start_recipe_run
-from .model_cards import portable_data, portable_path
+from .model_cards import portable_data
+from .separation_data import (  # noqa: F401 - mixing on the fly, re-exported for the recipe's API
+    change_speed,
+    draw_batch,
+    draw_mixture,
+    speaker_index,
+)
 from .training_data import (
     LoadedUtterance,
     TimeBudget,
@@ -77,10 +82,7 @@ logger = logging.getLogger(__name__)
 
 ARCHITECTURES = ("convtasnet", "sepformer")
 LOG_FILE = "train.log"
-TEST_RESULTS_FILE = "test_results.json"
 TRAINING_LOG_FILE = "training_log.json"
-#: The run's own best model, as named in ``test_results.json``.
-RUN_MODEL = "run"
 
 #: Model sizes. "small" is what the package shipped first; "medium" is the ConvTasNet chosen
 #: for long runs on real speech (docs/separator-training.md: the timing that chose it); "tiny"
@@ -198,104 +200,6 @@ class SeparatorTrainingConfig:
         if not self.speed_perturb:
             return (1.0,)
         return tuple(round(float(f), 3) for f in np.linspace(-1, 1, 5) * self.speed_perturb + 1)
-
-
-# --------------------------------------------------------------------------- mixtures on the fly
-def change_speed(audio: np.ndarray, factor: float) -> np.ndarray:
-    """Play ``audio`` ``factor`` times faster (tempo and pitch together, as resampling does; the
-    speed perturbation of Ko et al., *Audio augmentation for speech recognition*, 2015).
-
-    Shape: ``[T] -> [ceil(T / factor)]``.
-    """
-    from ..audio import resample
-
-    return resample(audio, int(round(factor * 1000)), 1000)
-
-
-def draw_mixture(
-    pool: Sequence[LoadedUtterance],
-    rng: np.random.Generator,
-    *,
-    n_src: int,
-    n_samples: int,
-    partial_overlap_probability: float,
-    gain_range_db: float,
-    speakers: Mapping[str, Sequence[int]] | None = None,
-    speed_factors: Sequence[float] = (1.0,),
-) -> tuple[np.ndarray, np.ndarray]:
-    """One training mixture and its sources, scaled so that ``sources.sum(0) == mixture``.
-
-    Sources come from different speakers where the pool has enough of them. Each source is a
-    random crop; with ``partial_overlap_probability`` it is active on only part of the segment
-    (at least half), so the model also sees single-talker stretches, as in the mixer's
-    partially overlapped mixtures. Levels: each source at unit RMS times a random gain of
-    ``+-gain_range_db``; the sum is scaled to a random peak in ``[0.1, 0.95]``.
-
-    Args:
-        speakers: pool indices of each speaker (:func:`speaker_index`). When given, a source's
-            speaker is drawn uniformly among the speakers not yet in the mixture, then one of
-            its utterances, so that a speaker with thousands of clips is not drawn more often
-            than one with ten. ``None``: utterances are drawn uniformly.
-        speed_factors: each source is played at a speed drawn from these
-            (:func:`change_speed`); ``(1.0,)`` draws nothing and changes nothing.
-
-    Shape: ``-> ([T], [n_src, T])``.
-    """
-    chosen_speakers: set[str] = set()
-    picked: list[np.ndarray] = []
-    names = list(speakers) if speakers else []
-    for _ in range(n_src):
-        if names:
-            fresh = [name for name in names if name not in chosen_speakers] or names
-            group = speakers[fresh[int(rng.integers(len(fresh)))]]
-            item = pool[group[int(rng.integers(len(group)))]]
-        else:
-            for _attempt in range(20):
-                item = pool[int(rng.integers(len(pool)))]
-                if item.utterance.speaker not in chosen_speakers or _attempt == 19:
-                    break
-        chosen_speakers.add(item.utterance.speaker)
-        picked.append(item.audio)
-    sources = np.zeros((n_src, n_samples), dtype=np.float32)
-    for index, audio in enumerate(picked):
-        factor = 1.0
-        if len(speed_factors) > 1:
-            factor = float(speed_factors[int(rng.integers(len(speed_factors)))])
-        active = n_samples
-        if rng.random() < partial_overlap_probability:
-            active = int(n_samples * rng.uniform(0.5, 1.0))
-        active = min(active, int(audio.shape[0] / factor))
-        window = min(audio.shape[0], int(math.ceil(active * factor)))
-        start = int(rng.integers(audio.shape[0] - window + 1))
-        offset = int(rng.integers(n_samples - active + 1))
-        piece = audio[start : start + window]
-        if factor != 1.0:
-            piece = change_speed(piece, factor)[:active]
-        rms = float(np.sqrt(np.mean(piece**2))) + 1e-8
-        gain = 10 ** (rng.uniform(-gain_range_db, gain_range_db) / 20) / rms
-        sources[index, offset : offset + piece.shape[0]] = piece * gain
-    mixture = sources.sum(0)
-    peak = float(np.max(np.abs(mixture))) + 1e-8
-    scale = rng.uniform(0.1, 0.95) / peak
-    return (mixture * scale).astype(np.float32), (sources * scale).astype(np.float32)
-
-
-def speaker_index(pool: Sequence[LoadedUtterance]) -> dict[str, list[int]]:
-    """Pool indices of each speaker, in sorted speaker order (for ``draw_mixture(speakers=)``)."""
-    index: dict[str, list[int]] = {}
-    for position, item in enumerate(pool):
-        index.setdefault(item.utterance.speaker, []).append(position)
-    return dict(sorted(index.items()))
-
-
-def draw_batch(pool, rng, *, batch_size: int, **options) -> tuple[Any, Any]:
-    """A batch of on-the-fly mixtures as tensors. Shape: ``-> ([B, T], [B, n_src, T])``."""
-    import torch
-
-    pairs = [draw_mixture(pool, rng, **options) for _ in range(batch_size)]
-    mixtures = torch.from_numpy(np.stack([pair[0] for pair in pairs]))
-    sources = torch.from_numpy(np.stack([pair[1] for pair in pairs]))
-    return mixtures, sources
 
 
 # --------------------------------------------------------------------------- models
@@ -495,8 +399,9 @@ def prepare_data(
                 len(extra) - len(kept),
             )
         parts["train"].extend(kept)
-    if need_train and not parts["train"]:
-        raise ValueError("no training audio left after the speaker split")
+    for name, needed in (("train", need_train), ("val", need_train), ("test", need_test)):
+        if needed and not parts[name]:
+            raise ValueError(f"no usable {name} audio after the speaker split ({split.to_dict()})")
     summary = {
         "inventory": inventory.describe(),
         "splits": sd.describe_split(parts, rate),
@@ -874,280 +779,6 @@ def _training_log(config, state, model, model_args, data, stop_reason, out_dir) 
     return log
 
 
-# --------------------------------------------------------------------------- test set
-def evaluate_on_test(
-    config: SeparatorTrainingConfig, models: Sequence[str] = (), *, progress: bool = False
-) -> dict[str, dict[str, Any]]:
-    """SI-SDRi of separators on the run's held-out test mixtures (the study's mixing recipe).
-
-    Args:
-        config: the run's settings (its ``out_dir`` holds ``split.json``; ``real_speech``
-            must be set). The mixtures are ``n_test_mixtures`` with seed ``test_seed``.
-        models: separators to measure, as ``amongus.load_separator`` takes them (a folder, a
-            checkpoint, a registered name); empty: the run's best model (``out_dir``), named
-            ``"run"`` in the results.
-        progress: show a progress bar.
-
-    Each model hears the mixtures at its own sample rate (the test audio is loaded at that
-    rate and mixed there). Results (mean, median and standard deviation of SI-SDR and SI-SDRi
-    in dB, and one row per mixture) are merged into ``out_dir/test_results.json`` and returned.
-
-    Raises:
-        ValueError: no ``real_speech`` in ``config``, or no test speakers.
-    """
-    import torch
-    from tqdm import tqdm
-
-    from .. import load_separator
-    from . import separation_data as sd
-
-    if config.real_speech is None:
-        raise ValueError("the test set is made of real speech: set real_speech (--real-speech)")
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    out_dir = Path(config.out_dir)
-    targets = [(RUN_MODEL, str(out_dir))] if not models else [(m, m) for m in models]
-    results: dict[str, dict[str, Any]] = {}
-    mixtures_at: dict[int, list[sd.StudyMixture]] = {}
-    split = None
-    for name, source in targets:
-        separator = load_separator(source)
-        rate = int(separator.sample_rate)
-        if rate not in mixtures_at:
-            data = prepare_data(
-                dataclasses.replace(config, sample_rate=rate), need_train=False, need_test=True
-            )
-            split = data.split
-            mixtures_at[rate] = sd.study_test_mixtures(
-                data.test, n_mixtures=config.n_test_mixtures, seed=config.test_seed,
-                sample_rate=rate,
-            )  # fmt: skip
-        rows = []
-        for item in tqdm(mixtures_at[rate], desc=f"test {name}", disable=not progress):
-            mixture = torch.from_numpy(item.mixture)[None]
-            sources = torch.from_numpy(item.sources)[None]
-            separated = separator.separate(mixture)
-            sdr, sdri = si_sdr_improvement(separated, sources, mixture)
-            rows.append({**item.record, "si_sdr": round(sdr, 3), "si_sdri": round(sdri, 3)})
-        improvements = np.array([row["si_sdri"] for row in rows])
-        sdrs = np.array([row["si_sdr"] for row in rows])
-        results[portable_path(name) if name != RUN_MODEL else name] = {
-            "si_sdri_mean": round(float(improvements.mean()), 3),
-            "si_sdri_median": round(float(np.median(improvements)), 3),
-            "si_sdri_std": round(float(improvements.std()), 3),
-            "si_sdr_mean": round(float(sdrs.mean()), 3),
-            "n_mixtures": len(rows),
-            "test_seed": config.test_seed,
-            "sample_rate": rate,
-            "test_speakers": split.test if split else [],
-            "test_corpus": split.test_corpus if split else "-",
-            "best_step": _best_step(out_dir) if name == RUN_MODEL else None,
-            "evaluated_at": _now(),
-            "mixtures": rows,
-        }
-        logger.info(
-            "%s: test SI-SDRi %.2f dB (median %.2f, SI-SDR %.2f) on %d mixtures at %d Hz",
-            name, improvements.mean(), np.median(improvements), sdrs.mean(), len(rows), rate,
-        )  # fmt: skip
-    merged = _read_json(out_dir / TEST_RESULTS_FILE)
-    merged.update(results)
-    write_json(out_dir / TEST_RESULTS_FILE, portable_data(merged))
-    return results
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    import json
-
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as error:
-        raise ValueError(f"{path}: unreadable JSON ({error})") from None
-
-
-def _best_step(out_dir: Path) -> int | None:
-    log = _read_json(out_dir / TRAINING_LOG_FILE)
-    return (log.get("best") or {}).get("step")
-
-
-# --------------------------------------------------------------------------- export
-def export_best(run_dir: str | os.PathLike, target: str | os.PathLike, command: str) -> Path:
-    """Write the run's best checkpoint to ``target`` in its published format, with
-    ``training_log.json`` and ``MODEL_CARD.md`` (the test results included when
-    ``--evaluate`` measured that same checkpoint).
-
-    The weights come from the training checkpoint (``best_model``), not from the copy kept in
-    the run folder, so a copy cut short by a kill is never exported.
-
-    Raises:
-        ValueError: ``target`` is the run folder, or the run has no checkpoint.
-    """
-    from . import separator_state as ss
-
-    run_dir, target = Path(run_dir), Path(target)
-    if target.resolve() == run_dir.resolve():
-        raise ValueError(f"--export-to {target}: that is the run folder itself")
-    checkpoint_path = run_dir / ss.CHECKPOINT_FILE
-    if not checkpoint_path.is_file():
-        raise ValueError(f"{run_dir}: no {ss.CHECKPOINT_FILE}; train first")
-    saved = ss.load_checkpoint(checkpoint_path)
-    known = {f.name for f in dataclasses.fields(SeparatorTrainingConfig)}
-    settings = {k: v for k, v in saved["config"].items() if k in known}
-    config = SeparatorTrainingConfig(**settings)
-    model = build_separator_model(
-        config.arch, sample_rate=config.sample_rate, n_src=config.n_src, seed=config.seed,
-        model_args=config.resolved_model_args(),
-    )  # fmt: skip
-    model.module.load_state_dict(saved["best_model"])
-    model.module.eval()
-    target.mkdir(parents=True, exist_ok=True)
-    save_published(model, target)
-    log = _read_json(run_dir / TRAINING_LOG_FILE)
-    log["saved"] = portable_path(target)
-    write_json(target / TRAINING_LOG_FILE, portable_data(log))
-    write_model_card(
-        target, log, log.get("command") or command,
-        test_results=_read_json(run_dir / TEST_RESULTS_FILE),
-    )  # fmt: skip
-    logger.info(
-        "exported the best checkpoint (step %s, validation SI-SDRi %.2f dB) to %s",
-        saved["state"].best["step"], saved["state"].best["si_sdri"], target,
-    )  # fmt: skip
-    return target
-
-
-# --------------------------------------------------------------------------- model card
-def write_model_card(
-    out_dir: str | os.PathLike,
-    log: dict[str, Any],
-    command: str,
-    *,
-    test_results: dict[str, Any] | None = None,
-) -> Path:
-    """``MODEL_CARD.md`` of a trained separator: the shared separator card, plus (for real
-    speech) the speaker split, the test set and its result, and the learning curve's summary."""
-    from .model_cards import separator_card, write_card
-
-    text = separator_card(out_dir, log, command)
-    if "split" in log:
-        extra = _split_card_section(log, (test_results or {}).get(RUN_MODEL))
-        text = text.replace("## Licences and attribution", extra + "## Licences and attribution", 1)
-    return write_card(out_dir, text)
-
-
-def _split_card_section(log: dict[str, Any], test: dict[str, Any] | None) -> str:
-    split, config = log["split"], log["config"]
-    lines = [
-        "## Speaker split and test set",
-        "",
-        f"Rule: {split.get('rule') or 'explicit lists'}. Seed {split.get('seed')}.",
-        "",
-        "| Split | Speakers | Minutes | Sources |",
-        "|---|---|---|---|",
-    ]
-    for name in ("train", "val", "test"):
-        entry = split.get("splits", {}).get(name, {})
-        speakers = ", ".join(split.get(name, [])) or "-"
-        sources = "; ".join(entry.get("sources", [])) or "-"
-        minutes = entry.get("minutes") if entry.get("utterances") else "-"
-        lines.append(f"| {name} | {speakers} | {minutes} | {sources} |")
-    if split.get("held_out"):
-        lines.append(f"| held out (unused) | {', '.join(split['held_out'])} | - | - |")
-    missing = split.get("inventory", {}).get("missing", {})
-    factors = SeparatorTrainingConfig(
-        arch=config["arch"], out_dir=".", speed_perturb=config.get("speed_perturb", 0.0)
-    ).speed_factors()
-    lines += [
-        "",
-        "Training mixtures draw each source's speaker uniformly"
-        + (" (not its utterances)" if config.get("balance_speakers") else "")
-        + f"; speed perturbation over {list(factors)}."
-        + (f" Not available when trained: {', '.join(sorted(missing))}." if missing else ""),
-        "",
-        f"Test: {config.get('n_test_mixtures')} two-speaker mixtures of the test speakers "
-        f"({split.get('test_corpus')}), seed {config.get('test_seed')}, made with the study's "
-        "mixing recipe (`MixerConfig.from_preset('thesis')`: gain U(0.7, 1.3) on each raw "
-        "source, one source delayed by U(0, 1) s, cut to the shorter, peak 1).",
-        "",
-    ]
-    if test:
-        lines += [
-            "| Model | Test SI-SDRi mean (dB) | median | SI-SDR mean (dB) | Mixtures |",
-            "|---|---|---|---|---|",
-            f"| best checkpoint (step {test.get('best_step')}) | {test['si_sdri_mean']:.2f} | "
-            f"{test['si_sdri_median']:.2f} | {test['si_sdr_mean']:.2f} | {test['n_mixtures']} |",
-            "",
-        ]
-    history = [r for r in log.get("history", []) if r.get("train_loss") is not None]
-    if history:
-        lines += [
-            "Learning curve (validation SI-SDRi; `history` in `training_log.json`):",
-            "",
-            "| Step | Training hours | Train loss | Validation SI-SDRi (dB) |",
-            "|---|---|---|---|",
-        ]
-        shown = history if len(history) <= 12 else history[:: math.ceil(len(history) / 12)]
-        if shown[-1] is not history[-1]:
-            shown = [*shown, history[-1]]
-        for record in shown:
-            lines.append(
-                f"| {record['step']} | {record['elapsed_s'] / 3600:.2f} | "
-                f"{record['train_loss']:.2f} | {record['si_sdri']:.2f} |"
-            )
-        lines.append("")
-    return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------- timing
-def benchmark_steps(config: SeparatorTrainingConfig, n_steps: int) -> dict[str, Any]:
-    """Seconds per training step of ``config``'s model on random batches of its shape (one
-    warm-up step first); nothing is written. Returns parameters, MB and steps per second."""
-    import torch
-    from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
-
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
-    model = build_separator_model(
-        config.arch, sample_rate=config.sample_rate, n_src=config.n_src, seed=config.seed,
-        model_args=config.resolved_model_args(),
-    )  # fmt: skip
-    model.module.to(device).train()
-    optimizer = torch.optim.Adam(model.module.parameters(), lr=config.learning_rate)
-    loss_function = PITLossWrapper(pairwise_neg_sisdr, pit_from="pw_mtx")
-    generator = torch.Generator().manual_seed(config.seed)
-    n_samples = int(config.segment_seconds * config.sample_rate)
-    times = []
-    for _ in range(n_steps + 1):
-        mixture = torch.randn(config.batch_size, n_samples, generator=generator).to(device)
-        sources = torch.randn(config.batch_size, config.n_src, n_samples, generator=generator)
-        started = time.perf_counter()
-        loss = loss_function(model.forward(mixture), sources.to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - started)
-    seconds = float(np.median(times[1:]))
-    parameters = count_parameters(model.module)
-    return {
-        "arch": config.arch,
-        "size": config.size,
-        "model_args": config.resolved_model_args(),
-        "parameters": parameters,
-        "megabytes": round(parameters * 4 / 1e6, 2),
-        "sample_rate": config.sample_rate,
-        "batch_size": config.batch_size,
-        "segment_seconds": config.segment_seconds,
-        "threads": torch.get_num_threads(),
-        "device": device,
-        "seconds_per_step": round(seconds, 3),
-        "steps_per_second": round(1 / seconds, 3),
-    }
-
-
 # --------------------------------------------------------------------------- command line
 def _parse_model_args(pairs: Sequence[str]) -> dict[str, Any]:
     parsed: dict[str, Any] = {}
@@ -1313,26 +944,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = config_from_args(args)
     random.seed(config.seed)
     command = command_line("amongus.recipes.train_separator", argv)
+    from . import separator_eval as tools
+
     try:
         if args.benchmark_steps:
             config.validate(need_data=False)
-            timing = benchmark_steps(config, args.benchmark_steps)
+            timing = tools.benchmark_steps(config, args.benchmark_steps)
             print(" ".join(f"{key}={value}" for key, value in timing.items()))
             return 0
         if args.export_to:
-            export_best(config.out_dir, args.export_to, command)
+            tools.export_best(config.out_dir, args.export_to, command)
             print(f"exported the best checkpoint of {config.out_dir} to {args.export_to}")
             return 0
         if args.evaluate is not None:
             config.validate()
-            results = evaluate_on_test(config, args.evaluate, progress=not args.no_progress)
+            results = tools.evaluate_on_test(config, args.evaluate, progress=not args.no_progress)
             for name, result in results.items():
                 print(
                     f"{name}: test SI-SDRi {result['si_sdri_mean']:.2f} dB (median "
                     f"{result['si_sdri_median']:.2f}, SI-SDR {result['si_sdr_mean']:.2f}) on "
                     f"{result['n_mixtures']} mixtures at {result['sample_rate']} Hz"
                 )
-            _refresh_card(config.out_dir, command)
+            tools.refresh_card(config.out_dir, command)
             return 0
         log = train_separator(
             config, progress=not args.no_progress, restart=args.restart, command=command
@@ -1340,8 +973,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         logging.getLogger(__name__).error("%s", error)
         return 2
-    results = _read_json(Path(config.out_dir) / TEST_RESULTS_FILE)
-    write_model_card(config.out_dir, log, command, test_results=results)
+    results = tools.read_json(Path(config.out_dir) / tools.TEST_RESULTS_FILE)
+    tools.write_model_card(config.out_dir, log, command, test_results=results)
     best = log["best"]
     print(
         f"{config.arch} @ {config.sample_rate} Hz: {log['parameters']} parameters, "
@@ -1352,14 +985,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not math.isfinite(best["si_sdri"]):
         return 1
     return 0
-
-
-def _refresh_card(out_dir: str | os.PathLike, command: str) -> None:
-    """Rewrite the run's card with the latest test results (when the run has a log)."""
-    log = _read_json(Path(out_dir) / TRAINING_LOG_FILE)
-    if log:
-        results = _read_json(Path(out_dir) / TEST_RESULTS_FILE)
-        write_model_card(out_dir, log, log.get("command") or command, test_results=results)
 
 
 if __name__ == "__main__":
