@@ -211,12 +211,17 @@ def check_header(path: str | os.PathLike, *, min_duration: float = MIN_DURATION_
     Raises:
         InvalidAudioError: ``missing``, ``unreadable``, ``empty`` or ``too_short``.
     """
-    info = _read_header(path)
+    info = read_header(path)
     check_duration(int(info.frames), int(info.samplerate), path=path, min_duration=min_duration)
     return info
 
 
-def _read_header(path: str | os.PathLike):
+def read_header(path: str | os.PathLike):
+    """soundfile's header info of ``path``.
+
+    Raises:
+        InvalidAudioError: ``missing``, ``unreadable`` or ``empty`` (0 samples or no rate).
+    """
     import soundfile as sf
 
     if not os.path.exists(path):
@@ -225,7 +230,7 @@ def _read_header(path: str | os.PathLike):
         info = sf.info(str(path))
     except Exception as error:  # soundfile raises several types for corrupt headers
         detail = f"{type(error).__name__}: {str(error)[:120]}"
-        raise InvalidAudioError(path, "unreadable", f"unreadable audio ({detail})") from error
+        raise InvalidAudioError(path, "unreadable", detail) from error
     if info.frames <= 0 or info.samplerate <= 0:
         raise InvalidAudioError(path, "empty", "empty audio (0 samples)")
     return info
@@ -307,7 +312,7 @@ def load_valid_audio(
     Raises:
         InvalidAudioError: naming the file, with one of :data:`REASONS`.
     """
-    info = _read_header(path)
+    info = read_header(path)
     check_record(
         path,
         file_rate=int(info.samplerate),

@@ -100,9 +100,9 @@ def test_missing_and_unreadable_files_are_counted_not_dropped(tmp_path):
     listing = read_asvspoof(root, "train")
     assert [u.utt_id for u in listing.utterances] == ["LA_T_0", "LA_T_3"]
     reasons = dict(listing.problem_counts())
-    assert reasons == {"missing file": 1, "unreadable audio": 1}
+    assert reasons == {"missing": 1, "unreadable": 1}
     text = listing.summary()
-    assert "problems: 2" in text and "1 x missing file" in text and "1 x unreadable audio" in text
+    assert "problems: 2" in text and "1 x missing" in text and "1 x unreadable" in text
     unchecked = read_asvspoof(root, "train", check_files=False)
     assert len(unchecked.utterances) == 4 and not unchecked.problems
 
@@ -178,7 +178,7 @@ def test_asvspoof_reader_matches_suffixes_whatever_their_case(tmp_path):
     _tone(folder / "LA_E_2.Wav")
     listing = read_asvspoof(root, "eval")
     assert [Path(u.path).name for u in listing.utterances] == ["LA_E_1.FLAC", "LA_E_2.Wav"]
-    assert listing.problems == [(str(folder / "LA_E_3.flac"), "missing file")]
+    assert listing.problems == [(str(folder / "LA_E_3.flac"), "missing (file not found)")]
     assert (
         has_audio_suffix("x.FLAC") and has_audio_suffix("x.Ogg") and not has_audio_suffix("x.txt")
     )
@@ -221,7 +221,7 @@ def test_folder_problems_unlabelled_and_unreadable(tmp_path):
     (tmp_path / "spoof" / "broken.flac").write_bytes(b"\x00" * 10)
     listing = read_folder_dataset(tmp_path)
     assert [u.utt_id for u in listing.utterances] == ["bonafide/ok"]
-    assert dict(listing.problem_counts()) == {"no label folder in path": 1, "unreadable audio": 1}
+    assert dict(listing.problem_counts()) == {"no label folder in path": 1, "unreadable": 1}
     assert "2 file(s) not usable" in listing.summary()
 
 
@@ -256,7 +256,7 @@ def test_jsonl_manifest_relative_paths_and_missing(tmp_path):
     listing = load_utterances(manifest, "train")
     assert [u.utt_id for u in listing.utterances] == ["x"]
     assert Path(listing.utterances[0].path) == tmp_path / "audio" / "x.wav"
-    assert listing.problems == [(str(tmp_path / "audio" / "y.wav"), "missing file")]
+    assert listing.problems == [(str(tmp_path / "audio" / "y.wav"), "missing (file not found)")]
 
 
 def test_load_utterances_rejects_unknown_sources(tmp_path):

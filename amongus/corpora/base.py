@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import soundfile as sf
-
 from ..manifest import DuplicateIdError, UniqueIds, Utterance
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
@@ -155,14 +153,16 @@ class CorpusListing:
 
 
 def check_audio_file(path: str | os.PathLike) -> tuple[str | None, float | None, int | None]:
-    """``(problem or None, duration, sample rate)`` from the file header (no samples read)."""
-    path = Path(path)
-    if not path.exists():
-        return "missing file", None, None
+    """``(problem or None, duration, sample rate)`` from the file header (no samples read).
+
+    The problem is the shared validation policy's reason code (``missing``, ``unreadable``,
+    ``empty``; :mod:`amongus.validation`) with its detail in parentheses, so corpus listings and
+    evaluation reports count the same reasons.
+    """
+    from ..validation import InvalidAudioError, read_header
+
     try:
-        info = sf.info(str(path))
-    except Exception as error:
-        return f"unreadable audio ({type(error).__name__}: {str(error)[:120]})", None, None
-    if info.frames <= 0 or info.samplerate <= 0:
-        return "empty audio (0 samples)", None, None
+        info = read_header(path)
+    except InvalidAudioError as error:
+        return f"{error.reason} ({error.detail})", None, None
     return None, info.frames / info.samplerate, int(info.samplerate)
