@@ -272,3 +272,22 @@ def test_fit_id_is_deterministic_distinct_and_bounded():
     fitted = [fit_id(item, 250) for item in long_ids]
     assert all(len(item.encode()) <= 250 for item in fitted)
     assert len(set(fitted)) == 3 and fitted == [fit_id(item, 250) for item in long_ids]
+
+
+def test_pair_names_stay_unique_when_names_read_alike():
+    # H3 review: the pair a + b drawn twice was named "a_b-2", which is also the name of the
+    # pair a + "b-2"; and safe_name maps "c d" and "c-d" alike. Ids must stay distinct.
+    from amongus.manifest import Utterance
+    from amongus.mix.config import MixerConfig
+    from amongus.mix.plan import SourceDraw, mixture_ids
+
+    names = ["a", "b", "b-2", "c d", "c-d"]
+    utterances = [
+        Utterance(utt_id=name, path=f"{name}.wav", label="bonafide", speaker=name)
+        for name in names
+    ]
+    pairs = [(0, 1), (0, 1), (0, 2), (3, 0), (4, 0)]
+    draws = [SourceDraw(index, 0, "BB", pair) for index, pair in enumerate(pairs)]
+    ids = mixture_ids(draws, utterances, MixerConfig(naming="pair"), "eval")
+    assert len(set(ids)) == len(ids), ids
+    assert ids[:2] == ["a_b", "a_b-2"]

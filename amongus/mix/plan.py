@@ -204,8 +204,9 @@ def mixture_ids(
     *,
     max_bytes: int = MAX_NAME_BYTES - len(".flac"),
 ) -> list[str]:
-    """Deterministic mixture ids: ``{split}-{index:06d}`` or ``UTT1_UTT2`` (``-2``, ``-3``...
-    appended to repeats of a pair, in index order).
+    """Deterministic, unique mixture ids: ``{split}-{index:06d}`` or ``UTT1_UTT2`` (``-2``,
+    ``-3``... appended, in index order, to a name already taken: a repeated pair, or two
+    utterance ids that read alike once made file-safe).
 
     An id longer than ``max_bytes`` (the file name limit less the extension) is shortened by
     :func:`fit_id` (a hash suffix), so long utterance ids never give an illegal file name.
@@ -213,12 +214,18 @@ def mixture_ids(
     if config.naming == "index":
         prefix = safe_name(split) if split and split != "-" else "mix"
         return [fit_id(f"{prefix}-{draw.index:06d}", max_bytes) for draw in draws]
-    seen: Counter[str] = Counter()
+    # Names are lossy (safe_name maps "a b" and "a-b" alike; the pair a + b drawn twice gives
+    # "a_b-2", which is also the pair a + "b-2"), so uniqueness is checked on the final ids.
+    taken: set[str] = set()
     ids = []
     for draw in sorted(draws, key=lambda d: d.index):
         name = "_".join(safe_name(utterances[i].utt_id) for i in draw.utterances)
-        seen[name] += 1
-        ids.append(fit_id(name if seen[name] == 1 else f"{name}-{seen[name]}", max_bytes))
+        candidate, repeat = fit_id(name, max_bytes), 1
+        while candidate in taken:
+            repeat += 1
+            candidate = fit_id(f"{name}-{repeat}", max_bytes)
+        taken.add(candidate)
+        ids.append(candidate)
     order = np.argsort([d.index for d in draws], kind="stable")
     result = [""] * len(draws)
     for rank, position in enumerate(order):
