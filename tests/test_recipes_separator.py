@@ -439,5 +439,7 @@ def test_real_speech_run_evaluates_on_test_mixtures_and_exports(shared_real, no_
     assert not (target / ss.CHECKPOINT_FILE).exists()
     card = (target / "MODEL_CARD.md").read_text()
     assert "Speaker split and test set" in card and "SI-SDR" in card
+    best_step = log["best"]["step"]
+    assert f"best checkpoint (step {best_step}) | {run_result['si_sdri_mean']:.2f}" in card
     with pytest.raises(ValueError, match="run folder itself"):
         se.export_best(run, run, "python -m export")

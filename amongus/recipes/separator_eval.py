@@ -29,6 +29,7 @@ import numpy as np
 
 from .model_cards import portable_data, portable_path
 from .train_separator import (
+    BEST_FILE,
     TRAINING_LOG_FILE,
     SeparatorTrainingConfig,
     _now,
@@ -144,8 +145,8 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def _best_step(out_dir: Path) -> int | None:
-    log = read_json(out_dir / TRAINING_LOG_FILE)
-    return (log.get("best") or {}).get("step")
+    """The step of the best model kept in the run folder (``best.json``)."""
+    return read_json(out_dir / BEST_FILE).get("step")
 
 
 # --------------------------------------------------------------------------- export
@@ -158,7 +159,8 @@ def export_best(run_dir: str | os.PathLike, target: str | os.PathLike, command: 
     the run folder, so a copy cut short by a kill is never exported.
 
     Raises:
-        ValueError: ``target`` is the run folder, or the run has no checkpoint.
+        ValueError: ``target`` is the run folder, or the run has no checkpoint or no
+            ``training_log.json`` yet (nothing is written then).
     """
     from . import separator_state as ss
 
@@ -168,6 +170,12 @@ def export_best(run_dir: str | os.PathLike, target: str | os.PathLike, command: 
     checkpoint_path = run_dir / ss.CHECKPOINT_FILE
     if not checkpoint_path.is_file():
         raise ValueError(f"{run_dir}: no {ss.CHECKPOINT_FILE}; train first")
+    log = read_json(run_dir / TRAINING_LOG_FILE)
+    if not log:
+        raise ValueError(
+            f"{run_dir}: no {TRAINING_LOG_FILE} yet (written when an invocation ends; stop a "
+            "running one with SIGTERM)"
+        )
     saved = ss.load_checkpoint(checkpoint_path)
     known = {f.name for f in dataclasses.fields(SeparatorTrainingConfig)}
     settings = {k: v for k, v in saved["config"].items() if k in known}
@@ -180,8 +188,12 @@ def export_best(run_dir: str | os.PathLike, target: str | os.PathLike, command: 
     model.module.eval()
     target.mkdir(parents=True, exist_ok=True)
     save_published(model, target)
-    log = read_json(run_dir / TRAINING_LOG_FILE)
-    log["saved"] = portable_path(target)
+    state = saved["state"]  # may be newer than the log: the checkpoint is what is exported
+    log.update(
+        best=state.best, steps=state.step, history=state.history,
+        wall_seconds=round(state.wall_seconds, 1), invocations=state.invocations,
+        saved=portable_path(target),
+    )  # fmt: skip
     write_json(target / TRAINING_LOG_FILE, portable_data(log))
     write_model_card(
         target, log, log.get("command") or command,
@@ -237,8 +249,11 @@ def _split_card_section(log: dict[str, Any], test: dict[str, Any] | None) -> str
     ).speed_factors()
     lines += [
         "",
-        "Training mixtures draw each source's speaker uniformly"
-        + (" (not its utterances)" if config.get("balance_speakers") else "")
+        (
+            "Training mixtures draw each source's speaker uniformly (not its utterances)"
+            if config.get("balance_speakers")
+            else "Training mixtures draw utterances uniformly"
+        )
         + f"; speed perturbation over {list(factors)}."
         + (f" Not available when trained: {', '.join(sorted(missing))}." if missing else ""),
         "",
@@ -248,7 +263,14 @@ def _split_card_section(log: dict[str, Any], test: dict[str, Any] | None) -> str
         "source, one source delayed by U(0, 1) s, cut to the shorter, peak 1).",
         "",
     ]
-    if test:
+    best_step = log.get("best", {}).get("step")
+    if test and test.get("best_step") != best_step:
+        lines += [
+            f"(The test result on file is of step {test.get('best_step')}, not of this "
+            f"checkpoint, step {best_step}: rerun `--evaluate`.)",
+            "",
+        ]
+    elif test:
         lines += [
             "| Model | Test SI-SDRi mean (dB) | median | SI-SDR mean (dB) | Mixtures |",
             "|---|---|---|---|---|",

@@ -83,6 +83,7 @@ logger = logging.getLogger(__name__)
 ARCHITECTURES = ("convtasnet", "sepformer")
 LOG_FILE = "train.log"
 TRAINING_LOG_FILE = "training_log.json"
+BEST_FILE = "best.json"
 
 #: Model sizes. "small" is what the package shipped first; "medium" is the ConvTasNet chosen
 #: for long runs on real speech (docs/separator-training.md: the timing that chose it); "tiny"
@@ -274,6 +275,13 @@ def save_published(model: SeparatorModel, folder: Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def save_best(model: SeparatorModel, folder: Path, best: dict[str, Any]) -> None:
+    """The best model so far in its published format, and ``best.json`` (its step and
+    validation scores), which ``--evaluate`` records with its result."""
+    save_published(model, folder)
+    write_json(folder / BEST_FILE, best)
 
 
 def count_parameters(module) -> int:
@@ -605,7 +613,7 @@ def train_separator(
             state.history.append({"step": 0, **initial, "elapsed_s": 0.0, "time": _now()})
             best_state = _fresh_state_dict(model.module)
             ss.write_curve(curve_path, state.history)
-            save_published(model, out_dir)
+            save_best(model, out_dir, state.best)
         state.invocations += 1
         config_record = {**asdict(config), "_data": fingerprint}
         earlier_seconds = state.wall_seconds  # of the invocations before this one
@@ -651,7 +659,7 @@ def train_separator(
             if metrics["si_sdri"] > state.best["si_sdri"]:
                 state.best = {"step": state.step, **metrics}
                 best_state = _fresh_state_dict(model.module)
-                save_published(model, out_dir)
+                save_best(model, out_dir, state.best)
             return record
 
         logger.info(
@@ -715,7 +723,7 @@ def train_separator(
         save_checkpoint()
         if not _published_files_exist(out_dir, config.arch):
             model.module.load_state_dict(best_state)
-            save_published(model, out_dir)
+            save_best(model, out_dir, state.best)
         log = _training_log(config, state, model, model_args, data, stop_reason, out_dir)
         log["command"] = command
         write_json(out_dir / TRAINING_LOG_FILE, portable_data(log))
