@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
             options["action"] = argparse.BooleanOptionalAction
         elif origin is list:
             (element,) = typing.get_args(base)
-            options.update(nargs="+", type=element)
+            # a field may read its words itself (class weights: numbers or label=weight)
+            options.update(nargs="+", type=item.metadata.get("cli_type", element))
         elif origin is dict:
             options.update(type=json.loads, metavar="JSON")
         else:

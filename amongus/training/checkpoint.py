@@ -2,8 +2,9 @@
 
 A checkpoint is a folder ``<output>/checkpoints/step-<global step>`` holding:
 
-* ``model/``: the classifier in Hugging Face format (``save_pretrained``: config, safetensors
-  weights, feature-extractor settings), loadable by ``SpoofClassifier.from_pretrained``;
+* ``model/``: the classifier in its family's format (``save_pretrained``: for Hugging Face
+  models config, safetensors weights, feature-extractor settings; for AASIST/SSL_W2V
+  ``model.safetensors`` and ``config.json``), loadable by ``load_classifier``;
 * Accelerate's state (``accelerator.save_state``): optimizer, scheduler, gradient scaler and the
   RNG states (python, numpy, torch, CUDA) of every process;
 * ``trainer_state.json``: epoch, step within the epoch, global step, the sampler's batches for
@@ -21,6 +22,7 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -160,8 +162,14 @@ def register_hf_model_hooks(accelerator, classifier) -> None:
     accelerator.register_load_state_pre_hook(load_hook)
 
 
-def save_model_atomically(classifier, directory: str | os.PathLike) -> Path:
-    """``classifier.save_pretrained`` into a temporary folder renamed over ``directory``."""
+def save_model_atomically(
+    classifier, directory: str | os.PathLike, *, extra: Callable[[Path], None] | None = None
+) -> Path:
+    """``classifier.save_pretrained`` into a temporary folder renamed over ``directory``.
+
+    ``extra(folder)`` writes more files into the folder before the rename (the Trainer's
+    ``trainer_config.json`` and ``history.csv``).
+    """
     directory = Path(directory)
     tmp = directory.with_name(f".tmp-{directory.name}")
     if tmp.exists():
@@ -169,6 +177,8 @@ def save_model_atomically(classifier, directory: str | os.PathLike) -> Path:
     try:
         with write_errors(directory):
             classifier.save_pretrained(tmp)
+            if extra is not None:
+                extra(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

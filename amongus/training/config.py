@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 FREEZE_CHOICES = ("none", "feature_encoder", "base")
+CLASS_WEIGHT_MODES = ("balanced",)
 ASSIGNMENT_CHOICES = ("signal", "labels")
 MIXED_PRECISION_CHOICES = ("auto", "no", "fp16", "bf16")
 CACHE_DTYPE_CHOICES = ("float16", "float32")
@@ -27,6 +28,14 @@ def _opt(default: Any, help: str, **extra: Any) -> Any:  # noqa: A002 - mirrors 
     if isinstance(default, list | dict):
         return field(default_factory=lambda: type(default)(default), metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+def _weight_token(text: str) -> float | str:
+    """A ``--class-weights`` word: a number, ``balanced`` or ``label=weight``."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 @dataclass
@@ -71,14 +80,15 @@ class TrainerConfig:
     # models
     classifier: str | None = _opt(
         None,
-        "classifier to fine-tune: a Hugging Face folder or hub id (WavLMForSequenceClassification "
-        "or any AutoModelForAudioClassification)",
+        "classifier to fine-tune, any family (amongus.classifiers.load_classifier): a shipped "
+        "name ('aasist', 'wavlm-spoof-clean'...), a Hugging Face folder or hub id, an AASIST or "
+        "SSL_W2V weight file or folder",
         required=True,
     )
     classifier_options: dict[str, Any] = _opt(
         {},
-        "extra options for SpoofClassifier.from_pretrained, as JSON (e.g. "
-        "'{\"spoof_index\": 1}' for a LABEL_0/LABEL_1 model)",
+        "extra options for load_classifier, as JSON (e.g. '{\"spoof_index\": 1}' for a "
+        'LABEL_0/LABEL_1 model, \'{"config": "AASIST-L"}\')',
     )
     separator: str = _opt(
         "sepformer",
@@ -117,10 +127,14 @@ class TrainerConfig:
     )
     warmup_steps: int | None = _opt(None, "warm-up steps; overrides --warmup-ratio when given")
     max_grad_norm: float = _opt(1.0, "gradient clipping norm (0 disables)")
-    class_weights: list[float] | None = _opt(
+    class_weights: list[float] | str | dict[str, float] | None = _opt(
         None,
-        "cross-entropy class weights in the classifier's class-index order (config.id2label); "
-        "for id2label {0: bonafide, 1: spoof}, [0.1, 0.9] weights spoof 0.9",
+        "cross-entropy class weights: by label name ('spoof=0.1 bonafide=0.9', the "
+        "SSL_Anti-spoofing recipe's setting; the same whatever the family's class order), "
+        "'balanced' (N / (2 n_c) from the training streams), or numbers in the classifier's "
+        "class-index order (its id2label: spoof is index 0 for AASIST/SSL_W2V, usually 1 for "
+        "Hugging Face models); none = unweighted",
+        cli_type=_weight_token,
     )
     mixed_precision: str = _opt(
         "auto",
@@ -147,7 +161,20 @@ class TrainerConfig:
     max_seconds: float | None = _opt(
         4.0,
         "crop training streams to this many seconds (seeded random window per epoch; validation "
-        "takes the centre window); None keeps whole streams",
+        "takes the centre window); None keeps whole streams. Fixed-input families (AASIST, "
+        "SSL_W2V) always take their segment length (64,600 samples), repeat-padded",
+    )
+    augment: str | None = _opt(
+        None,
+        "waveform augmentation of training streams, on the fly: comma-separated steps applied "
+        "in order, each 'name' or 'name:p' (p its probability): rawboost (RawBoost 1+2), "
+        "rawboost1, rawboost2, rawboost3, codec, reverb, noise; e.g. 'rawboost,codec:0.3'",
+    )
+    augment_prob: float = _opt(0.5, "probability of each augmentation step given without ':p'")
+    augment_options: dict[str, Any] = _opt(
+        {},
+        'per-step augmentation options, as JSON: e.g. \'{"noise": {"snr_db": [5, 20]}, '
+        '"codec": {"codecs": ["mulaw", "gsm"]}}\' (see docs/training.md)',
     )
     bucket_size: int = _opt(
         50, "length bucketing: sort windows of bucket_size batches by length (1 disables)"
@@ -176,6 +203,7 @@ class TrainerConfig:
     )
 
     def __post_init__(self) -> None:
+        self.class_weights = normalize_class_weights(self.class_weights)
         self.validate()
 
     def validate(self) -> None:
@@ -217,11 +245,17 @@ class TrainerConfig:
             raise bad("checkpoint_every_steps", "must be >= 1 or None")
         if self.keep_checkpoints < 1:
             raise bad("keep_checkpoints", f"must be >= 1, got {self.keep_checkpoints}")
-        if self.class_weights is not None:
-            if len(self.class_weights) < 2 or any(w < 0 for w in self.class_weights):
-                raise bad(
-                    "class_weights", f"need >= 2 non-negative weights, got {self.class_weights}"
-                )
+        if not 0.0 <= self.augment_prob <= 1.0:
+            raise bad("augment_prob", f"must be in [0, 1], got {self.augment_prob}")
+        from ..augment.chain import parse_augment_spec
+
+        try:
+            steps = {name for name, _ in parse_augment_spec(self.augment)}
+        except ValueError as error:
+            raise bad("augment", str(error)) from None
+        stray = sorted(set(self.augment_options) - steps)
+        if stray:
+            raise bad("augment_options", f"options for steps not in --augment: {stray}")
         if len(self.adam_betas) != 2:
             raise bad("adam_betas", f"need two values, got {self.adam_betas}")
         if self.train_layers is not None:
@@ -256,3 +290,62 @@ class TrainerConfig:
     @property
     def resolved_cache_dir(self) -> Path:
         return Path(self.cache_dir) if self.cache_dir else Path(self.output_dir) / "stream_cache"
+
+
+def normalize_class_weights(value: Any) -> list[float] | str | dict[str, float] | None:
+    """The stored form of ``class_weights``: ``None``, ``"balanced"``, a list of floats (class
+    index order) or ``{"bonafide": w, "spoof": w}``.
+
+    Accepts those, and their command-line spellings: ``["balanced"]``,
+    ``["spoof=0.1", "bonafide=0.9"]`` (any label spelling :func:`amongus.labels.normalize_label`
+    reads, e.g. ``fake``/``real``), ``"spoof=0.1,bonafide=0.9"``, ``["0.1", "0.9"]``.
+
+    Raises:
+        ValueError: ``TrainerConfig.class_weights: ...`` naming the problem.
+    """
+    from ..labels import normalize_label
+
+    def bad(problem: str) -> ValueError:
+        return ValueError(f"TrainerConfig.class_weights: {problem}")
+
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [part for part in value.replace(",", " ").split() if part]
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, list | tuple):
+        items = list(value)
+        if len(items) == 1 and isinstance(items[0], str) and items[0].strip() in CLASS_WEIGHT_MODES:
+            return items[0].strip()
+        if all(isinstance(item, str) and "=" in item for item in items) and items:
+            pairs = [tuple(item.split("=", 1)) for item in items]
+        else:
+            try:
+                weights = [float(item) for item in items]
+            except (TypeError, ValueError):
+                raise bad(
+                    f"{value!r}: give numbers (class-index order), 'balanced', or label=weight "
+                    "pairs such as 'spoof=0.1 bonafide=0.9'"
+                ) from None
+            if len(weights) < 2 or any(w < 0 or w != w for w in weights) or not any(weights):
+                raise bad(f"need >= 2 non-negative weights, not all zero, got {weights}")
+            return weights
+    else:
+        raise bad(f"cannot read {value!r}")
+    weights_by_label: dict[str, float] = {}
+    for label, weight in pairs:
+        try:
+            name = normalize_label(str(label))
+        except ValueError as error:
+            raise bad(str(error)) from None
+        if name in weights_by_label:
+            raise bad(f"{name!r} given twice in {value!r}")
+        try:
+            weights_by_label[name] = float(weight)
+        except (TypeError, ValueError):
+            raise bad(f"{label}={weight!r}: the weight must be a number") from None
+    values = list(weights_by_label.values())
+    if any(w < 0 or w != w for w in values) or not any(values):
+        raise bad(f"weights must be non-negative and not all zero, got {weights_by_label}")
+    return weights_by_label

@@ -2,8 +2,9 @@
 
 * :func:`split_mixtures` / :func:`subset_fraction`: the seeded train/validation split (by
   mixture) and the seeded data fraction.
-* :class:`CachedStreamDataset`: item ``i`` is mixture ``i``'s streams (cropped) with the stream
-  labels of the signal assignment and the sources' labels (for the label-permutation loss).
+* :class:`CachedStreamDataset`: item ``i`` is mixture ``i``'s streams (cropped, and augmented
+  when training with an :class:`~amongus.augment.Augmenter`) with the stream labels of the signal
+  assignment and the sources' labels (for the label-permutation loss).
 * :class:`BucketBatchSampler`: batches of mixtures of similar length (less padding), in an
   order that is a pure function of ``(seed, epoch)``; its state (epoch, batches) is saved in
   every checkpoint, so a resumed run sees exactly the batches the interrupted one would have.
@@ -71,7 +72,9 @@ class CachedStreamDataset(torch.utils.data.Dataset):
 
     Indexed by ``(epoch, i)`` (what :class:`BucketBatchSampler` yields) or ``i``: the epoch
     seeds the random crop of training streams, so the crops are reproducible and need no RNG
-    state. Every stream of a mixture gets the same window.
+    state. Every stream of a mixture gets the same window. With an ``augmenter``, stream ``s`` of
+    mixture ``i`` in epoch ``e`` is augmented with a generator seeded by ``(seed, e, i, s)``: the
+    same in every run, in any worker process, before and after a resume.
 
     Args:
         cache: the stream cache.
@@ -81,6 +84,8 @@ class CachedStreamDataset(torch.utils.data.Dataset):
         random_crop: seeded random window (training) instead of the centre (validation).
         seed: the run's seed.
         require_assignment: raise when an entry has no signal assignment (signal mode).
+        augmenter: waveform augmentation applied to each cropped stream (training only), e.g.
+            :class:`amongus.augment.Augmenter`; ``None`` for none.
     """
 
     def __init__(
@@ -93,8 +98,10 @@ class CachedStreamDataset(torch.utils.data.Dataset):
         random_crop: bool,
         seed: int,
         require_assignment: bool,
+        augmenter: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
     ):
         self.cache = cache
+        self.augmenter = augmenter
         self.entries = list(entries)
         self.label_to_index = label_to_index
         self.max_samples = max_samples
@@ -117,6 +124,16 @@ class CachedStreamDataset(torch.utils.data.Dataset):
         cap = self.max_samples
         return [e.num_samples if cap is None else min(cap, e.num_samples) for e in self.entries]
 
+    def label_counts(self, *, assigned: bool = True) -> dict[str, int]:
+        """Streams per label: of the signal assignment (``assigned``), else of the sources."""
+        counts: dict[str, int] = {}
+        for entry in self.entries:
+            labels = entry.stream_labels if assigned else entry.source_labels
+            for label in labels or []:
+                if label is not None:
+                    counts[label] = counts.get(label, 0) + 1
+        return counts
+
     def __getitem__(self, key) -> dict[str, Any]:
         epoch, index = key if isinstance(key, tuple) else (0, key)
         entry = self.entries[index]
@@ -124,6 +141,13 @@ class CachedStreamDataset(torch.utils.data.Dataset):
         rng = _rng(self.seed, 3, epoch, index) if self.random_crop else None
         start, stop = crop_window(entry.num_samples, self.max_samples, offset_rng=rng)
         window = np.asarray(streams[:, start:stop], dtype=np.float32)
+        if self.augmenter:
+            window = np.stack(
+                [
+                    self.augmenter(stream, _rng(self.seed, 5, epoch, index, position))
+                    for position, stream in enumerate(window)
+                ]
+            )
         stream_labels = entry.stream_labels or [None] * entry.n_streams
         return {
             "index": index,

@@ -55,3 +55,58 @@ def _best_order(cost: torch.Tensor) -> torch.Tensor:
     from ..scoring import best_permutation
 
     return torch.tensor(best_permutation(cost.cpu().double().numpy()), device=cost.device)
+
+
+def resolve_class_weights(
+    spec, *, label_to_index: dict[str, int], label_counts: dict[str, int] | None = None
+) -> list[float] | None:
+    """Class weights in the classifier's class-index order, from a normalised config value.
+
+    Args:
+        spec: ``None`` (unweighted), a list in class-index order (as given), a mapping
+            ``{"bonafide": w, "spoof": w}`` (placed at each label's index, whatever the family's
+            class order), or ``"balanced"``: ``w_c = N / (C * n_c)`` from ``label_counts``
+            (scikit-learn's "balanced" weights: every class weighs the same in total).
+        label_to_index: ``{"bonafide": i, "spoof": j}`` for the classifier.
+        label_counts: training streams per label (needed for ``"balanced"``).
+
+    Raises:
+        ValueError: a label missing from the mapping, a class with no training stream for
+            ``"balanced"``, or a list of the wrong length.
+
+    Example:
+        >>> resolve_class_weights({"spoof": 0.1, "bonafide": 0.9},
+        ...                       label_to_index={"spoof": 0, "bonafide": 1})
+        [0.1, 0.9]
+    """
+    n_classes = len(label_to_index)
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        if spec != "balanced":
+            raise ValueError(f"class_weights: unknown mode {spec!r} (expected 'balanced')")
+        counts = dict(label_counts or {})
+        empty = sorted(label for label in label_to_index if counts.get(label, 0) <= 0)
+        if empty:
+            raise ValueError(
+                f"class_weights='balanced': no training stream labelled {empty}; give weights"
+            )
+        total = sum(counts[label] for label in label_to_index)
+        weights = [0.0] * n_classes
+        for label, index in label_to_index.items():
+            weights[index] = total / (n_classes * counts[label])
+        return weights
+    if isinstance(spec, dict):
+        missing = sorted(set(label_to_index) - set(spec))
+        if missing:
+            raise ValueError(f"class_weights {spec}: no weight for {missing}")
+        weights = [0.0] * n_classes
+        for label, index in label_to_index.items():
+            weights[index] = float(spec[label])
+        return weights
+    weights = [float(w) for w in spec]
+    if len(weights) != n_classes:
+        raise ValueError(
+            f"class_weights: {len(weights)} weights for a {n_classes}-class classifier"
+        )
+    return weights

@@ -1,14 +1,21 @@
 """``Trainer``: fine-tune the spoof classifier on separated streams, the separator frozen.
 
+Every classifier family trains (:mod:`amongus.classifiers`): Hugging Face audio classification
+(WavLM...), AASIST/AASIST-L and SSL_W2V; what each family's freezing options mean is defined in
+:mod:`amongus.training.freezing`. The fine-tuned model is saved in its family's format
+(``save_pretrained``: a Hugging Face folder, or ``model.safetensors`` + ``config.json`` for
+AASIST/SSL_W2V), loadable by :func:`amongus.classifiers.load_classifier`, with the run's
+``trainer_config.json`` and ``history.csv`` beside it.
+
 The loop, in order:
 
 1. **Cache** (:meth:`Trainer.prepare_cache`): every training and validation mixture is separated
    once by the frozen separator and its streams, resampled to the classifier's rate, are stored
    in the :class:`~amongus.training.stream_cache.StreamCache` with their signal assignment.
-2. **Epochs**: batches of cached streams (length-bucketed, padded, with attention masks) go
-   through the classifier; AdamW, linear warm-up and decay, gradient accumulation, clipping and
-   mixed precision on GPU, all through Hugging Face Accelerate (``accelerate launch`` runs the
-   same code on several GPUs or nodes).
+2. **Epochs**: batches of cached streams (length-bucketed, padded, with attention masks;
+   augmented on the fly with ``augment``) go through the classifier; AdamW, linear warm-up
+   and decay, gradient accumulation, clipping and mixed precision on GPU, all through Hugging
+   Face Accelerate (``accelerate launch`` runs the same code on several GPUs or nodes).
 3. **Validation** after every epoch; the best model by validation EER goes to ``best/``; the
    history to ``history.csv`` / ``history.png`` and TensorBoard.
 4. **Checkpoints** at every epoch end (and every ``checkpoint_every_steps``), atomic; rerunning
@@ -17,9 +24,10 @@ The loop, in order:
 Output folder::
 
     <output_dir>/trainer_config.json   the config of the run
-    <output_dir>/checkpoints/step-N/   resumable checkpoints (model/ in Hugging Face format)
-    <output_dir>/best/                 best model by validation EER (Hugging Face format)
-    <output_dir>/final/                model after the last epoch
+    <output_dir>/checkpoints/step-N/   resumable checkpoints (model/ in the family's format)
+    <output_dir>/best/                 best model by validation EER (the family's format, with
+                                       trainer_config.json and history.csv)
+    <output_dir>/final/                model after the last epoch (likewise)
     <output_dir>/history.csv, history.png, logs/ (TensorBoard)
     <output_dir>/data_report.json      mixtures used, and those skipped by input validation
 
@@ -158,11 +166,9 @@ class Trainer:
     @property
     def classifier(self):
         if self._classifier is None:
-            from ..classifier import SpoofClassifier
-
-            # whole streams: the trainer crops them itself (max_seconds of the config)
-            options = {"max_seconds": None, **self.config.classifier_options, "device": "cpu"}
-            self._classifier = SpoofClassifier.from_pretrained(self.config.classifier, **options)
+            self._classifier = load_training_classifier(
+                self.config.classifier, self.config.classifier_options
+            )
         return self._classifier
 
     @property
@@ -241,7 +247,8 @@ class Trainer:
             StreamCollator,
             label_to_index_map,
         )
-        from .freezing import apply_freezing, count_parameters
+        from .freezing import apply_freezing, count_parameters, describe_freezing, set_train_mode
+        from .losses import resolve_class_weights
 
         config = self.config
         accelerator = self.accelerator
@@ -265,13 +272,24 @@ class Trainer:
         trainable = apply_freezing(model, freeze=config.freeze, train_layers=config.train_layers)
         n_trainable, n_total = count_parameters(model)
         logger.info(
-            "training %d of %d parameters (%d tensors)", n_trainable, n_total, len(trainable)
+            "training %d of %d parameters (%d tensors); by part: %s",
+            n_trainable,
+            n_total,
+            len(trainable),
+            describe_freezing(model),
         )
+        mark_fine_tuned(classifier)
 
-        max_samples = (
-            None if config.max_seconds is None else int(config.max_seconds * classifier.sample_rate)
-        )
+        segment = getattr(classifier, "segment_samples", None)
+        if segment is not None:
+            # fixed-input families (AASIST, SSL_W2V) train on their own segment length
+            max_samples = int(segment)
+        elif config.max_seconds is None:
+            max_samples = None
+        else:
+            max_samples = int(config.max_seconds * classifier.sample_rate)
         signal = config.assignment == "signal"
+        augmenter = self._augmenter(classifier.sample_rate)
         train_set = CachedStreamDataset(
             self.cache,
             train_entries,
@@ -280,6 +298,7 @@ class Trainer:
             random_crop=True,
             seed=config.seed,
             require_assignment=signal,
+            augmenter=augmenter,
         )
         val_set = CachedStreamDataset(
             self.cache,
@@ -346,16 +365,31 @@ class Trainer:
         if val_loader is not None:
             val_loader = accelerator.prepare(val_loader)
         register_hf_model_hooks(accelerator, classifier)
+        if config.class_weights is not None and isinstance(config.class_weights, list):
+            if len(config.class_weights) != model_num_labels(model):
+                raise ValueError(
+                    f"TrainerConfig.class_weights: {len(config.class_weights)} weights for a "
+                    f"{model_num_labels(model)}-class classifier ({classifier.labels})"
+                )
+        weights = resolve_class_weights(
+            config.class_weights,
+            label_to_index=label_to_index,
+            label_counts=train_set.label_counts(assigned=signal),
+        )
         class_weights = (
             None
-            if config.class_weights is None
-            else torch.tensor(config.class_weights, dtype=torch.float32, device=accelerator.device)
+            if weights is None
+            else torch.tensor(weights, dtype=torch.float32, device=accelerator.device)
         )
-        if class_weights is not None and class_weights.numel() != model_num_labels(model):
-            raise ValueError(
-                f"TrainerConfig.class_weights: {class_weights.numel()} weights for a "
-                f"{model_num_labels(model)}-class classifier ({classifier.labels})"
-            )
+        if weights is not None:
+            by_label = {label: weights[index] for label, index in label_to_index.items()}
+            logger.info("class weights %s (class-index order %s)", by_label, weights)
+            self.data_report["class_weights"] = by_label
+            if accelerator.is_main_process:
+                atomic_write_text(
+                    self.output_dir / "data_report.json",
+                    json.dumps(self.data_report, indent=2, sort_keys=True) + "\n",
+                )
 
         # ---- resume
         checkpoints_dir = self.output_dir / "checkpoints"
@@ -406,7 +440,7 @@ class Trainer:
             # when iterated; align that count with ours (it restarts at 0 after a resume).
             train_loader.set_epoch(epoch)
             sampler.set_epoch(epoch)
-            model.train()
+            set_train_mode(model)
             start_time, start_cpu = time.perf_counter(), time.process_time()
             skip = state["batches_done"]
             loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
@@ -496,7 +530,9 @@ class Trainer:
             ):
                 state["best_metric"] = metric
                 if accelerator.is_main_process:
-                    save_model_atomically(classifier, self.output_dir / "best")
+                    save_model_atomically(
+                        classifier, self.output_dir / "best", extra=self._run_files(history)
+                    )
             state.update(epoch=epoch + 1, batches_done=0, loss_sum=0.0, loss_count=0)
             save_checkpoint(
                 accelerator,
@@ -512,7 +548,7 @@ class Trainer:
         final_dir = self.output_dir / "final"
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            save_model_atomically(classifier, final_dir)
+            save_model_atomically(classifier, final_dir, extra=self._run_files(history))
             if history:
                 write_history_csv(self.output_dir / "history.csv", history)
                 plot_history(self.output_dir / "history.png", history)
@@ -527,6 +563,34 @@ class Trainer:
             resumed_from=resumed_from,
             data_report=self.data_report,
         )
+
+    def _run_files(self, history: list[dict[str, Any]]):
+        """Writes the run's config and history beside a saved model."""
+        config = self.config.to_dict()
+
+        def write(folder: Path) -> None:
+            atomic_write_text(
+                folder / "trainer_config.json", json.dumps(config, indent=2, sort_keys=True) + "\n"
+            )
+            if history:
+                write_history_csv(folder / "history.csv", history)
+
+        return write
+
+    def _augmenter(self, sample_rate: int):
+        """The training streams' augmentation chain (``None`` without ``augment``)."""
+        from ..augment import Augmenter
+
+        augmenter = Augmenter.from_spec(
+            self.config.augment,
+            sample_rate=sample_rate,
+            probability=self.config.augment_prob,
+            options=self.config.augment_options,
+        )
+        if not augmenter:
+            return None
+        logger.info("augmenting training streams: %s", augmenter.describe())
+        return augmenter
 
     # ------------------------------------------------------------------ data
     def _prepare_data(self, train_mixtures: list, val_mixtures: list) -> tuple[list, list]:
@@ -643,7 +707,9 @@ class Trainer:
                         )
                     )
                     start = stop
-        model.train()
+        from .freezing import set_train_mode
+
+        set_train_mode(model)
         gathered = gather_object(records) if self.accelerator.num_processes > 1 else records
         unique = {record.index: record for record in gathered}  # even_batches may repeat some
         return validation_metrics(
@@ -652,6 +718,59 @@ class Trainer:
             assignment=self.config.assignment,
             class_weights=class_weights,
         )
+
+
+def load_training_classifier(spec: str, options: dict[str, Any] | None = None):
+    """Load the classifier to fine-tune, of any family, on the CPU (Accelerate moves it).
+
+    A Hugging Face classifier is loaded with ``max_seconds=None`` (whole streams: the Trainer
+    crops them itself), unless ``options`` say otherwise.
+
+    Raises:
+        FileNotFoundError, CheckpointError, OSError, ValueError: as
+            :func:`amongus.classifiers.load_classifier`.
+    """
+    from ..classifiers import load_classifier
+
+    options = {**(options or {}), "device": "cpu"}
+    if _family_of(spec, options) == "hf":
+        options = {"max_seconds": None, **options}
+    return load_classifier(spec, **options)
+
+
+def _family_of(spec: str, options: dict[str, Any]) -> str | None:
+    """The family ``spec`` would load as, or ``None`` when that cannot be told from its files
+    (``load_classifier`` then reports the problem)."""
+    from ..classifiers.base import detect_family
+    from ..defaults import MODELS_DIR, SHIPPED_CLASSIFIERS
+
+    if options.get("family"):
+        return str(options["family"])
+    source = MODELS_DIR / SHIPPED_CLASSIFIERS[spec] if spec in SHIPPED_CLASSIFIERS else spec
+    try:
+        return detect_family(source)
+    except (OSError, ValueError):
+        return None
+
+
+def mark_fine_tuned(classifier) -> None:
+    """Record in a fine-tuned AASIST/SSL_W2V's ``config.json`` what it was fine-tuned from.
+
+    The base model's metadata (provenance, published results, a calibrated threshold...) is
+    moved under ``fine_tuned_from``: it describes the base, not the fine-tuned weights.
+    Hugging Face classifiers keep their config as is.
+    """
+    metadata = getattr(classifier, "metadata", None)
+    if not isinstance(metadata, dict) or getattr(classifier, "_fine_tune_marked", False):
+        return
+    classifier._fine_tune_marked = True
+    base = {"name": getattr(classifier, "name", None), **metadata}
+    metadata.clear()
+    metadata["fine_tuned_from"] = base
+    metadata["fine_tuned_by"] = (
+        "amongus.training.Trainer (python -m amongus.train), separator frozen; options in "
+        "trainer_config.json, validation history in history.csv"
+    )
 
 
 def read_mixture_manifest(path: str | os.PathLike) -> list:
