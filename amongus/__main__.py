@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--preset",
         default="default",
-        help="pipeline preset (see amongus.defaults: default, clean, sepformer-8k, oracle, ...)",
+        help="pipeline preset (see amongus.defaults: default, wavlm-finetuned, wavlm-clean, "
+        "sepformer-8k, oracle, ...)",
     )
     parser.add_argument("--workers", type=int, default=None, help="mixer worker processes")
     add_component_options(parser, default="the preset's")

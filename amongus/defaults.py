@@ -3,7 +3,10 @@
 The trained models live in ``amongus/data/models/`` (installed with the package). Every default
 resolution goes through :func:`default_components`, so there is one place to change when new
 models are shipped. A preset names a separator (a registered name such as ``"oracle"`` or a
-folder under ``amongus/data/models``) and a classifier folder (Hugging Face format).
+folder under ``amongus/data/models``) and a classifier folder (any classifier family).
+
+The default classifier is :data:`DEFAULT_CLASSIFIER` (the official AASIST weights); the WavLM
+classifiers trained by the project stay available as the ``wavlm-*`` presets.
 """
 
 from __future__ import annotations
@@ -46,43 +49,66 @@ SHIPPED_CLASSIFIERS: dict[str, str] = {
     "wavlm-spoof-finetuned": CLASSIFIER_FINETUNED,
 }
 
+#: The classifier of ``Pipeline()`` and of every preset not named after another classifier:
+#: the official AASIST weights, deciding at their calibrated threshold (stored in their
+#: ``config.json``; see docs/models.md). Replacing the default is this one line.
+DEFAULT_CLASSIFIER = CLASSIFIER_AASIST
+
 PRESETS: dict[str, Preset] = {
     "default": Preset(
         separator=CONVTASNET_16K,
-        classifier=CLASSIFIER_FINETUNED,
-        description="shipped ConvTasNet (16 kHz) + classifier fine-tuned on its separated streams",
-    ),
-    "clean": Preset(
-        separator=CONVTASNET_16K,
-        classifier=CLASSIFIER_CLEAN,
-        description="shipped ConvTasNet (16 kHz) + classifier trained on clean utterances only",
-    ),
-    "sepformer-8k": Preset(
-        separator=SEPFORMER_8K,
-        classifier=CLASSIFIER_FINETUNED,
-        description="shipped SepFormer (8 kHz, the study's rate; streams resampled to 16 kHz) "
-        "+ fine-tuned classifier",
-    ),
-    "sepformer-8k-clean": Preset(
-        separator=SEPFORMER_8K,
-        classifier=CLASSIFIER_CLEAN,
-        description="shipped SepFormer (8 kHz -> 16 kHz) + clean-trained classifier",
+        classifier=DEFAULT_CLASSIFIER,
+        description="shipped ConvTasNet (16 kHz) + the default classifier (official AASIST "
+        "weights, calibrated threshold)",
     ),
     "aasist": Preset(
         separator=CONVTASNET_16K,
         classifier=CLASSIFIER_AASIST,
         description="shipped ConvTasNet (16 kHz) + the official AASIST weights (ASVspoof 2019 LA)",
     ),
+    "wavlm-finetuned": Preset(
+        separator=CONVTASNET_16K,
+        classifier=CLASSIFIER_FINETUNED,
+        description="shipped ConvTasNet (16 kHz) + WavLM classifier fine-tuned on its separated "
+        "streams (the default before AASIST)",
+    ),
+    "wavlm-clean": Preset(
+        separator=CONVTASNET_16K,
+        classifier=CLASSIFIER_CLEAN,
+        description="shipped ConvTasNet (16 kHz) + WavLM classifier trained on clean utterances",
+    ),
+    "sepformer-8k": Preset(
+        separator=SEPFORMER_8K,
+        classifier=DEFAULT_CLASSIFIER,
+        description="shipped SepFormer (8 kHz, the study's rate; streams resampled to 16 kHz) "
+        "+ the default classifier",
+    ),
+    "sepformer-8k-wavlm-finetuned": Preset(
+        separator=SEPFORMER_8K,
+        classifier=CLASSIFIER_FINETUNED,
+        description="shipped SepFormer (8 kHz -> 16 kHz) + fine-tuned WavLM classifier",
+    ),
+    "sepformer-8k-wavlm-clean": Preset(
+        separator=SEPFORMER_8K,
+        classifier=CLASSIFIER_CLEAN,
+        description="shipped SepFormer (8 kHz -> 16 kHz) + clean-trained WavLM classifier",
+    ),
     "oracle": Preset(
         separator="oracle",
-        classifier=CLASSIFIER_FINETUNED,
-        description="reference sources instead of a separator (upper bound), fine-tuned classifier",
+        classifier=DEFAULT_CLASSIFIER,
+        description="reference sources instead of a separator (upper bound) + the default "
+        "classifier",
     ),
     "passthrough": Preset(
         separator="passthrough",
-        classifier=CLASSIFIER_FINETUNED,
-        description="no separation (the mixture as every stream), fine-tuned classifier",
+        classifier=DEFAULT_CLASSIFIER,
+        description="no separation (the mixture as every stream) + the default classifier",
     ),
+}
+#: Earlier preset names that still mean the same components.
+PRESET_ALIASES: dict[str, str] = {
+    "clean": "wavlm-clean",
+    "sepformer-8k-clean": "sepformer-8k-wavlm-clean",
 }
 
 
@@ -110,11 +136,14 @@ def default_components(preset: str = "default") -> dict[str, Any]:
         ``{"separator": name_or_path, "classifier": path, **options}``, ready for
         ``Pipeline(**default_components())``.
 
+    ``preset`` may also be an earlier name listed in :data:`PRESET_ALIASES` (``"clean"``).
+
     Raises:
         ValueError: unknown preset.
         FileNotFoundError: ("no shipped default yet") when the preset's model files are not
             installed.
     """
+    preset = PRESET_ALIASES.get(preset, preset)
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; available: {', '.join(available_presets())}")
     chosen = PRESETS[preset]

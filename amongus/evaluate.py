@@ -78,7 +78,7 @@ def evaluate_utterances(
     *,
     split: str | None = None,
     batch_size: int = 8,
-    spoof_threshold: float = 0.5,
+    spoof_threshold: float | None = None,
     device: str = "cpu",
     out_dir: str | os.PathLike | None = None,
     progress: bool = True,
@@ -94,7 +94,10 @@ def evaluate_utterances(
             a list of :class:`~amongus.manifest.Utterance`.
         split: keep one split (``"train"``, ``"dev"``, ``"eval"``) of a corpus.
         batch_size: utterances per classifier forward.
-        spoof_threshold: an utterance is called spoof when its spoof probability is >= this.
+        spoof_threshold: an utterance is called spoof when its spoof probability is >= this;
+            ``None``: the classifier's calibrated threshold, or 0.5 without one
+            (:func:`amongus.classifiers.threshold.resolve_spoof_threshold`; the report's
+            ``threshold_source`` says which).
         out_dir: also save the report there.
         limit: score only the first ``limit`` utterances.
 
@@ -112,9 +115,12 @@ def evaluate_utterances(
     from .pipeline import load_classifier
 
     started = time.perf_counter()
+    from .classifiers.threshold import resolve_spoof_threshold
+
     classifier = load_classifier(classifier, device=device)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    spoof_threshold, threshold_source = resolve_spoof_threshold(classifier, spoof_threshold)
     utterances, problems, description = _listing(utterances_or_source, split)
     if limit is not None:
         utterances = utterances[:limit]
@@ -173,6 +179,7 @@ def evaluate_utterances(
         rates={"classifier": rate},
         assignment=None,
         spoof_threshold=spoof_threshold,
+        threshold_source=threshold_source,
         n_inputs=len(utterances) + len(problems),
         elapsed_seconds=time.perf_counter() - started,
         source=description if split is None else f"{description} ({split})",
@@ -242,7 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="separate in chunks of this length (default: the separator's, 10 s for model "
         "separators; inf: whole)",
     )
-    parser.add_argument("--threshold", type=float, default=0.5, help="spoof probability threshold")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="spoof probability threshold (default: the classifier's calibrated threshold, "
+        "0.5 for a classifier without one)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")
     parser.add_argument(
         "--quantize",

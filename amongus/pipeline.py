@@ -176,7 +176,11 @@ class Pipeline:
             the separator's default (10 s for model separators, so memory is bounded;
             whole for oracle/passthrough); ``math.inf``: whole mixtures.
         device: where the models run (``"cpu"``, ``"cuda"``).
-        spoof_threshold: a stream is called spoof when its spoof probability is >= this.
+        spoof_threshold: a stream is called spoof when its spoof probability is >= this;
+            ``None`` (default): the classifier's calibrated threshold (stored in its folder,
+            :mod:`amongus.classifiers.threshold`), or 0.5 for a classifier without one.
+            :attr:`threshold_source` (and every report) says which was used and where it came
+            from.
         preset: the :mod:`amongus.defaults` preset used for missing components.
         loader_threads: background threads reading mixtures (and rendering their reference
             sources) ahead of the models in :meth:`evaluate`; 0 reads inline.
@@ -196,7 +200,7 @@ class Pipeline:
         classifier_batch_size: int | None = None,
         chunk_seconds: float | None = None,
         device: str = "cpu",
-        spoof_threshold: float = 0.5,
+        spoof_threshold: float | None = None,
         preset: str = "default",
         loader_threads: int = 1,
         quantize: bool = False,
@@ -207,7 +211,7 @@ class Pipeline:
             raise ValueError(f"classifier_batch_size must be >= 1, got {classifier_batch_size}")
         if chunk_seconds is not None and not chunk_seconds > 0:
             raise ValueError(f"chunk_seconds must be positive or None, got {chunk_seconds}")
-        if not 0.0 <= spoof_threshold <= 1.0:
+        if spoof_threshold is not None and not 0.0 <= spoof_threshold <= 1.0:
             raise ValueError(f"spoof_threshold must be in [0, 1], got {spoof_threshold}")
         self.assignment = check_assignment_mode(assignment)
         if separator is None or classifier is None:
@@ -226,7 +230,11 @@ class Pipeline:
         self.batch_size = int(batch_size)
         self.classifier_batch_size = classifier_batch_size
         self.chunk_seconds = chunk_seconds
-        self.spoof_threshold = float(spoof_threshold)
+        from .classifiers.threshold import resolve_spoof_threshold
+
+        self.spoof_threshold, self.threshold_source = resolve_spoof_threshold(
+            self.classifier, spoof_threshold
+        )
         self.loader_threads = int(loader_threads)
         self.needs_references = _needs_references(self.separator)
 
@@ -487,6 +495,7 @@ class Pipeline:
             bonafide_score=decision.bonafide_score,
             rates=dict(rates),
             spoof_threshold=self.spoof_threshold,
+            threshold_source=self.threshold_source,
             mixture_id=item.mixture.mixture_id if item.mixture is not None else item.key,
             path=item.path,
             assignment=assignment,
@@ -588,6 +597,7 @@ class Pipeline:
             rates=state.rates_summary(self.sample_rate),
             assignment=self.assignment,
             spoof_threshold=self.spoof_threshold,
+            threshold_source=self.threshold_source,
             n_inputs=n_inputs,
             elapsed_seconds=time.perf_counter() - started,
             source=source,

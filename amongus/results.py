@@ -73,6 +73,8 @@ class PipelineResult:
         spoof_probability: ``[S]`` spoof probability per stream (higher = spoof).
         cm_score: ``[S]`` ASVspoof score per stream (higher = bonafide).
         predicted_labels: per-stream decision (``spoof_probability >= spoof_threshold``).
+        spoof_threshold, threshold_source: the threshold and where it came from (the
+            classifier's calibrated threshold, the caller, or the uncalibrated 0.5).
         mixture_label: the predicted composition (``"SB"``...), from the stream decisions.
         n_spoofed: predicted number of spoofed speakers.
         spoof_present_score: the highest stream spoof probability.
@@ -94,6 +96,7 @@ class PipelineResult:
     bonafide_score: float
     rates: dict[str, Any]
     spoof_threshold: float = 0.5
+    threshold_source: str | None = None
     mixture_id: str | None = None
     path: str | None = None
     assignment: Assignment | None = None
@@ -133,6 +136,7 @@ class PipelineResult:
             "spoof_present_score": self.spoof_present_score,
             "bonafide_score": self.bonafide_score,
             "spoof_threshold": self.spoof_threshold,
+            "threshold_source": self.threshold_source,
             "rates": dict(self.rates),
             "true_labels": self.true_labels,
             "true_label": self.true_label,

@@ -150,4 +150,6 @@ def test_the_conversion_recipe_reproduces_the_shipped_folder(sonic, tmp_path):
     shipped = json.loads((MODELS_DIR / "aasist" / "config.json").read_text())
     written = json.loads((tmp_path / "a" / "config.json").read_text())
     written.pop("converted_by"), shipped.pop("converted_by")
+    # the calibrated decision threshold is the next, separate step (real_speech calibrate)
+    shipped.pop("amongus", None)
     assert written == shipped

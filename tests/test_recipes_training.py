@@ -311,10 +311,14 @@ def test_default_pipeline_runs_offline_on_shipped_models():
 
     components = default_components("default")
     assert components["separator"].endswith("convtasnet-16k")
-    assert components["classifier"].endswith("wavlm-spoof-finetuned")
+    assert components["classifier"].endswith("aasist")
     rng = np.random.default_rng(0)
     mixture = _voice(rng, 120, 1.0, 16000) + _voice(rng, 230, 1.0, 16000)
-    result = Pipeline()(mixture, sample_rate=16000)
+    pipeline = Pipeline()
+    # the shipped real weights decide at their calibrated threshold, not at 0.5
+    assert pipeline.threshold_source.startswith("calibrated: dev-set EER point")
+    assert pipeline.spoof_threshold == pipeline.classifier.decision_threshold.spoof_probability
+    result = pipeline(mixture, sample_rate=16000)
     assert result.streams.shape == (2, 16000)
     assert np.isfinite(result.cm_score).all() and len(result.predicted_labels) == 2
     assert result.mixture_label in {"SS", "SB", "BB"}

@@ -6,7 +6,9 @@ name (``"aasist"``: the official AASIST weights shipped with amongus; ``"wavlm-s
 ``"wavlm-spoof-clean"``), a path or hub id whose files decide the family, a config dict
 ``{"name": ..., **options}`` or an instance. Every family declares its ``sample_rate``, its input
 length policy and which logit is spoof; every one returns
-:class:`amongus.classifier.StreamScores` (``cm_score`` higher = bonafide).
+:class:`amongus.classifier.StreamScores` (``cm_score`` higher = bonafide). A classifier loaded from
+a folder carries the calibrated decision threshold stored there (``decision_threshold``,
+:mod:`amongus.classifiers.threshold`).
 
 Heavy modules (torch, transformers) are imported when a classifier is built.
 """
@@ -39,6 +41,9 @@ _LAZY = {
     "SegmentPolicy": "amongus.classifiers.segments",
     "SpoofClassifier": "amongus.classifier",
     "StreamScores": "amongus.classifier",
+    "DecisionThreshold": "amongus.classifiers.threshold",
+    "read_decision_threshold": "amongus.classifiers.threshold",
+    "resolve_spoof_threshold": "amongus.classifiers.threshold",
 }
 
 

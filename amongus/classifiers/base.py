@@ -40,6 +40,10 @@ class Classifier(Protocol):
         identity: a stable string (family or name, weights hash, rate, input policy): a cache key.
         spoof_index: which column of the model's logits is the spoof class.
         labels: class names by index (``id2label``).
+
+    Loaded classifiers also carry ``decision_threshold``: the calibrated
+    :class:`~amongus.classifiers.threshold.DecisionThreshold` stored in their folder, or
+    ``None`` (optional on instances given directly; the pipeline then decides at 0.5).
     """
 
     sample_rate: int
@@ -203,7 +207,29 @@ def classifier_from_source(
     trust_checkpoint: bool = False,
     **options: Any,
 ):
-    """Load the classifier a path or hub id holds (see :func:`load_classifier`)."""
+    """Load the classifier a path or hub id holds (see :func:`load_classifier`), with the
+    calibrated decision threshold its folder stores as ``decision_threshold``
+    (:mod:`amongus.classifiers.threshold`; ``None`` when it stores none)."""
+    from .threshold import attach_decision_threshold
+
+    classifier = _classifier_from_source(
+        source,
+        family=family,
+        preset_name=preset_name,
+        trust_checkpoint=trust_checkpoint,
+        **options,
+    )
+    return attach_decision_threshold(classifier, source)
+
+
+def _classifier_from_source(
+    source: str | os.PathLike,
+    *,
+    family: str | None = None,
+    preset_name: str | None = None,
+    trust_checkpoint: bool = False,
+    **options: Any,
+):
     from amongus.checkpoints import CheckpointError
 
     from .aasist import is_aasist_state_dict, load_aasist, read_state_dict, weight_file_in

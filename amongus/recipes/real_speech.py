@@ -417,6 +417,92 @@ def _cmd_split(args: argparse.Namespace) -> int:
     return 0
 
 
+def _split_source(option: str | None) -> Path:
+    """``--split``: a split folder or real-speech folder; default ../shared/data/real."""
+    if option:
+        return Path(option)
+    root = shared_real_root("auto")
+    if root is None:
+        raise RealSpeechError(
+            "no real-speech folder: ../shared/data/real does not exist here; pass --split "
+            "(a folder written by `split`, or a real-speech folder)"
+        )
+    return root
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from ._cli import command_line, start_recipe_run
+    from .real_speech_eval import calibrate
+
+    start_recipe_run()
+    dev = _split_source(args.dev)
+    for spec in args.classifier:
+        result = calibrate(
+            _classifier_spec(spec),
+            dev,
+            write=args.write,
+            batch_size=args.batch_size,
+            device=args.device,
+            out_dir=None if args.out is None else args.out / _slug(spec),
+            progress=not args.quiet,
+            command=command_line("amongus.recipes.real_speech", args.argv),
+        )
+        print(result)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from ._cli import command_line, start_recipe_run
+    from .real_speech_eval import DEFAULT_CLASSIFIERS, evaluate_real_speech
+
+    start_recipe_run()
+    specs = args.classifier or list(DEFAULT_CLASSIFIERS)
+    separators = None
+    if args.separator:
+        separators = dict(_named(text) for text in args.separator)
+    if args.no_mixtures:
+        separators = {}
+    results = evaluate_real_speech(
+        _split_source(args.split),
+        args.out,
+        classifiers={_named(spec)[0]: _classifier_spec(_named(spec)[1]) for spec in specs},
+        separators=separators,
+        n_mixtures=args.n_mixtures,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        device=args.device,
+        progress=not args.quiet,
+        plots=not args.no_plots,
+        command=command_line("amongus.recipes.real_speech", args.argv),
+    )
+    print(results.markdown())
+    print(f"results written to {args.out}")
+    return 0
+
+
+def _named(text: str) -> tuple[str, str]:
+    """``LABEL=SPEC`` or ``SPEC`` (labelled by itself)."""
+    label, equals, spec = text.partition("=")
+    if equals and label and not label.startswith("{"):
+        return label, spec
+    return text, text
+
+
+def _classifier_spec(text: str) -> Any:
+    """A JSON object on the command line is a config dict, as for ``python -m amongus``."""
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError as error:
+            raise RealSpeechError(f"--classifier {text}: not valid JSON ({error})") from error
+    return text
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-") or "x"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m amongus.recipes.real_speech",
@@ -431,11 +517,81 @@ def build_parser() -> argparse.ArgumentParser:
     )
     split.add_argument("--out", type=Path, required=True, help="output folder")
     split.set_defaults(handler=_cmd_split)
+
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="decision threshold at the dev-set EER point; --write stores it with the model",
+    )
+    calibrate.add_argument(
+        "--classifier",
+        action="append",
+        required=True,
+        help="a shipped name (aasist, wavlm-spoof-clean...), a folder or a JSON config; repeatable",
+    )
+    calibrate.add_argument(
+        "--dev",
+        default=None,
+        help="a folder written by `split` (its dev.jsonl) or a real-speech folder "
+        "(default: ../shared/data/real)",
+    )
+    calibrate.add_argument(
+        "--write",
+        action="store_true",
+        help="store the threshold in the classifier folder's config.json "
+        "(amongus.decision_threshold)",
+    )
+    calibrate.add_argument("--out", type=Path, default=None, help="also save the dev reports")
+    calibrate.set_defaults(handler=_cmd_calibrate)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="every shipped CM (or the given ones) on the eval part: single utterances and "
+        "two-speaker mixtures (default separator and oracle)",
+    )
+    evaluate.add_argument(
+        "--classifier",
+        action="append",
+        default=None,
+        help="[LABEL=]SPEC, repeatable (default: every shipped classifier: aasist, "
+        "wavlm-spoof-clean, wavlm-spoof-finetuned)",
+    )
+    evaluate.add_argument(
+        "--separator",
+        action="append",
+        default=None,
+        help="[LABEL=]SPEC for the mixtures, repeatable (default: the default preset's "
+        "separator and the oracle)",
+    )
+    evaluate.add_argument(
+        "--split",
+        default=None,
+        help="a folder written by `split` (its eval.jsonl) or a real-speech folder "
+        "(default: ../shared/data/real)",
+    )
+    evaluate.add_argument("--out", type=Path, required=True, help="results folder")
+    evaluate.add_argument(
+        "--n-mixtures", type=int, default=40, help="two-speaker mixtures of the eval part"
+    )
+    evaluate.add_argument("--seed", type=int, default=0, help="the mixtures' seed")
+    evaluate.add_argument("--no-mixtures", action="store_true", help="single utterances only")
+    evaluate.add_argument("--no-plots", action="store_true", help="no PNG figures")
+    evaluate.set_defaults(handler=_cmd_evaluate)
+
+    for command in (calibrate, evaluate):
+        command.add_argument(
+            "--batch-size",
+            type=int,
+            default=1,
+            help="classifier windows per forward (1 is fastest for AASIST on a CPU)",
+        )
+        command.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")
+        command.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.handler(args)
