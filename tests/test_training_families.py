@@ -431,3 +431,48 @@ def test_class_weight_and_augment_options_parse_and_round_trip():
         TrainerConfig(train_mixtures="m", classifier="c", class_weights=[-1, 1])
     with pytest.raises(ValueError, match="TrainerConfig.class_weights"):
         TrainerConfig(train_mixtures="m", classifier="c", class_weights=["spoof=1"] * 2)
+
+
+# ---------------------------------------------------------------- the fine-tuning recipe
+def test_finetune_recipe_never_trains_on_the_real_speech_eval_part(models, tmp_path):
+    """The recipe mixes the corpus and the real-speech train/dev parts, never eval."""
+    import json
+
+    from amongus.classifiers import load_classifier
+    from amongus.corpora.demo import demo_corpus_root
+    from amongus.recipes.real_speech import load_part, shared_real_root
+    from amongus.recipes.train_classifier import FineTuneConfig, finetune_classifier
+
+    root = shared_real_root("auto")
+    if root is None:
+        pytest.skip("../shared/data/real is absent")
+    config = FineTuneConfig(
+        classifier=str(models["aasist"]),
+        corpus=str(demo_corpus_root()),
+        out_dir=str(tmp_path / "run"),
+        separator="oracle",
+        real_speech=str(root),
+        corpus_train_mixtures=3,
+        corpus_dev_mixtures=2,
+        real_train_mixtures=12,
+        real_dev_mixtures=2,
+        epochs=1,
+        batch_size=4,
+        trainer_options={"num_workers": 0},
+    )
+    result = finetune_classifier(config, progress=False)
+    held_out = {Path(u.path).resolve() for u in load_part(root, "eval")}
+    used = set()
+    for name in ("train", "dev"):
+        for line in (tmp_path / "run" / "mix" / f"{name}.jsonl").read_text().splitlines():
+            used.update(Path(s["path"]).resolve() for s in json.loads(line)["sources"])
+    assert used & {Path(u.path).resolve() for u in load_part(root, "train")}  # real speech in
+    assert not used & held_out
+    recipe = json.loads((tmp_path / "run" / "recipe.json").read_text())
+    assert recipe["family"] == "aasist" and recipe["class_weights"] == {
+        "spoof": 0.1,
+        "bonafide": 0.9,
+    }
+    trainer_config = json.loads((result.final_dir / "trainer_config.json").read_text())
+    assert trainer_config["train_layers"] == "last:2" and trainer_config["augment"] == "rawboost"
+    assert load_classifier(str(result.best_dir)).family == "aasist"

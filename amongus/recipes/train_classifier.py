@@ -16,12 +16,25 @@ Command line (``python -m amongus.recipes.train_classifier --help``)::
     python -m amongus.recipes.train_classifier --train path/to/minispoof \\
         --val path/to/minispoof --out amongus/data/models/wavlm-spoof-clean \\
         --max-minutes 20 --seed 0
+
+**Fine-tuning any family on separated streams** (``finetune``, :func:`finetune_classifier`): the
+recipe of the shipped ``wavlm-spoof-finetuned`` (mixtures of the corpus's train and dev splits,
+``python -m amongus.train`` with the separator frozen), extended to every classifier family and to
+the real speech of ``../shared/data/real``: mixtures of its ``train`` part are added to the
+training mixtures and mixtures of its ``dev`` part to the validation mixtures (parts of
+:mod:`amongus.recipes.real_speech`; the ``eval`` part is never read). What trains per family is
+:data:`FAMILY_RECIPES`; the class weights are SSL_Anti-spoofing's (:data:`RECIPE_CLASS_WEIGHTS`);
+training streams get RawBoost (algorithms 1 and 2) with probability 0.5::
+
+    python -m amongus.recipes.train_classifier finetune --classifier aasist \\
+        --corpus path/to/minispoof --real-speech auto --out runs/aasist-finetuned
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import logging
 import sys
 import time
@@ -348,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["finetune"]:
+        return finetune_main(arguments[1:])
     args = build_parser().parse_args(argv)
     start_recipe_run()
     config = ClassifierTrainingConfig(
@@ -379,6 +395,277 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{log['wall_seconds'] / 60:.1f} min ({log['stop_reason']}); best dev EER "
         f"{100 * best['eer']:.2f}% accuracy {100 * best['accuracy']:.1f}% (step {best['step']}) "
         f"-> {config.out_dir}"
+    )
+    return 0
+
+
+# ---------------------------------------------------------------- fine-tuning, every family
+#: The fine-tuning recipe of each classifier family: what trains (the parts are defined in
+#: :mod:`amongus.training.freezing`) and the peak learning rate.
+FAMILY_RECIPES: dict[str, dict[str, Any]] = {
+    # the shipped wavlm-spoof-finetuned run
+    "hf": {"freeze": "feature_encoder", "train_layers": None, "learning_rate": 2e-5},
+    # the last two residual blocks and the graph back end; the sinc front end and the first four
+    # blocks, which carry the low-level cues learnt on ASVspoof 2019, stay as published
+    "aasist": {"freeze": "feature_encoder", "train_layers": "last:2", "learning_rate": 1e-4},
+    # the course recipe: first and last five XLS-R layers; Tak et al. fine-tune at 1e-6
+    "ssl_w2v": {
+        "freeze": "feature_encoder",
+        "train_layers": "first:5,last:5",
+        "learning_rate": 1e-6,
+    },
+}
+#: SSL_Anti-spoofing's cross-entropy weights ``[0.1, 0.9]`` in its class order (spoof 0,
+#: bonafide 1), by name: the minority class of ASVspoof 2019 LA, bonafide, weighs 0.9.
+RECIPE_CLASS_WEIGHTS: dict[str, float] = {"spoof": 0.1, "bonafide": 0.9}
+
+
+@dataclass
+class FineTuneConfig:
+    """Everything that decides a :func:`finetune_classifier` run (saved as ``recipe.json``).
+
+    ``None`` for ``freeze``, ``train_layers`` and ``learning_rate`` takes the family's
+    :data:`FAMILY_RECIPES` entry; ``trainer_options`` are more
+    :class:`amongus.training.TrainerConfig` fields.
+    """
+
+    classifier: str
+    corpus: str
+    out_dir: str
+    separator: str | None = None  # the default preset's separator
+    real_speech: str | None = "auto"  # a real-speech or split folder, "auto" or "none"
+    corpus_train_mixtures: int = 160
+    corpus_dev_mixtures: int = 30
+    real_train_mixtures: int = 120
+    real_dev_mixtures: int = 30
+    max_source_seconds: float | None = 5.0
+    epochs: int = 2
+    batch_size: int = 4
+    grad_accum_steps: int = 1
+    learning_rate: float | None = None
+    freeze: str | None = None
+    train_layers: str | None = None
+    class_weights: Any = field(default_factory=lambda: dict(RECIPE_CLASS_WEIGHTS))
+    augment: str | None = "rawboost"
+    seed: int = 0
+    trainer_options: dict[str, Any] = field(default_factory=dict)
+
+
+def default_separator() -> str:
+    """The separator of ``Pipeline()``'s default preset (a folder in the package)."""
+    from ..defaults import MODELS_DIR, PRESETS
+
+    name = PRESETS["default"].separator
+    return str(MODELS_DIR / name) if (MODELS_DIR / name).exists() else name
+
+
+def _mix(utterances, out_dir: Path, *, n_mixtures: int, seed: int, split: str, config) -> Path:
+    from ..mix import Mixer, MixerConfig
+
+    mixer = Mixer(MixerConfig.from_preset("default", max_source_seconds=config.max_source_seconds))
+    mixer.run(utterances, out_dir, n_mixtures=n_mixtures, seed=seed, workers=1, split=split)
+    return out_dir / "mixtures.jsonl"
+
+
+def combine_mixture_manifests(parts: dict[str, Path], out_path: Path) -> Path:
+    """One manifest of several Mixer outputs: ids prefixed by the part's name, paths absolute
+    (so the manifest can live anywhere)."""
+    import dataclasses
+
+    from ..manifest import write_jsonl
+    from ..training.trainer import read_mixture_manifest
+
+    combined = []
+    for name, manifest in parts.items():
+        for mixture in read_mixture_manifest(manifest):
+            sources = [
+                dataclasses.replace(source, path=str(Path(source.path).resolve()))
+                for source in mixture.sources
+            ]
+            combined.append(
+                dataclasses.replace(
+                    mixture,
+                    mixture_id=f"{name}-{mixture.mixture_id}",
+                    path=str(Path(mixture.path).resolve()),
+                    sources=sources,
+                )
+            )
+    return write_jsonl(out_path, combined)
+
+
+def finetune_classifier(config: FineTuneConfig, *, progress: bool = True):
+    """Fine-tune a classifier of any family on separated streams; returns the Trainer's result.
+
+    Steps: mixtures of the corpus's ``train`` and ``dev`` splits and, unless ``real_speech`` is
+    ``"none"``, of the real-speech ``train`` and ``dev`` parts (never ``eval``) with the Mixer's
+    default preset; the training and validation manifests combine them
+    (``<out_dir>/mix/train.jsonl``, ``dev.jsonl``); :class:`amongus.training.Trainer` fine-tunes
+    with the separator frozen. The model is ``<out_dir>/best`` (lowest validation stream EER) and
+    ``<out_dir>/final``, in the family's format, loadable by ``load_classifier``.
+
+    Raises:
+        ValueError: bad options, or data that cannot be mixed.
+        amongus.recipes.real_speech.RealSpeechError: ``real_speech`` is not a usable folder.
+    """
+    from ..corpora import load_utterances
+    from ..training import Trainer, TrainerConfig
+    from ..training.trainer import classifier_family
+
+    out_dir = Path(config.out_dir)
+    mix_dir = out_dir / "mix"
+    family = classifier_family(config.classifier, {})
+    if family not in FAMILY_RECIPES:
+        raise ValueError(f"{config.classifier}: cannot tell its classifier family")
+    recipe = FAMILY_RECIPES[family]
+    train_parts: dict[str, Path] = {}
+    dev_parts: dict[str, Path] = {}
+    for split, count, seed, parts in (
+        ("train", config.corpus_train_mixtures, config.seed + 1, train_parts),
+        ("dev", config.corpus_dev_mixtures, config.seed + 2, dev_parts),
+    ):
+        if count:
+            utterances = load_utterances(config.corpus, split).utterances
+            parts["corpus"] = _mix(
+                utterances, mix_dir / f"corpus-{split}", n_mixtures=count, seed=seed,
+                split=split, config=config,
+            )  # fmt: skip
+    real_root = None if config.real_speech in (None, "none") else config.real_speech
+    if real_root is not None:
+        from .real_speech import load_part, shared_real_root
+
+        root = shared_real_root(real_root) if real_root == "auto" else Path(real_root)
+        if root is None:
+            raise ValueError("real_speech='auto': ../shared/data/real not found; pass 'none'")
+        for part, count, seed, parts in (
+            ("train", config.real_train_mixtures, config.seed + 3, train_parts),
+            ("dev", config.real_dev_mixtures, config.seed + 4, dev_parts),
+        ):
+            if count:
+                parts["real"] = _mix(
+                    load_part(root, part), mix_dir / f"real-{part}", n_mixtures=count,
+                    seed=seed, split=part, config=config,
+                )  # fmt: skip
+    if not train_parts:
+        raise ValueError("no training mixtures: give corpus or real-speech training mixtures")
+    train_manifest = combine_mixture_manifests(train_parts, mix_dir / "train.jsonl")
+    dev_manifest = (
+        combine_mixture_manifests(dev_parts, mix_dir / "dev.jsonl") if dev_parts else None
+    )
+    options = {
+        "freeze": recipe["freeze"] if config.freeze is None else config.freeze,
+        "train_layers": recipe["train_layers"]
+        if config.train_layers is None
+        else config.train_layers,
+        "learning_rate": config.learning_rate or recipe["learning_rate"],
+        "log_with": "none",
+        **config.trainer_options,
+    }
+    if options["train_layers"] in ("", "none"):
+        options["train_layers"] = None
+    trainer_config = TrainerConfig(
+        train_mixtures=str(train_manifest),
+        val_mixtures=None if dev_manifest is None else str(dev_manifest),
+        classifier=config.classifier,
+        separator=config.separator or default_separator(),
+        output_dir=str(out_dir),
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        grad_accum_steps=config.grad_accum_steps,
+        class_weights=config.class_weights,
+        augment=config.augment,
+        seed=config.seed,
+        **options,
+    )
+    write_json(out_dir / "recipe.json", portable_data({"family": family, **asdict(config)}))
+    started = time.perf_counter()
+    result = Trainer(trainer_config).train()
+    logger.info("fine-tuning took %.1f min", (time.perf_counter() - started) / 60)
+    return result
+
+
+def build_finetune_parser() -> argparse.ArgumentParser:
+    defaults = FineTuneConfig(classifier="", corpus="", out_dir="")
+    parser = argparse.ArgumentParser(
+        prog="python -m amongus.recipes.train_classifier finetune",
+        description="Fine-tune a classifier of any family (Hugging Face, AASIST, SSL_W2V) on "
+        "streams separated by a frozen separator: mixtures of a corpus's train/dev splits and of "
+        "the real-speech train/dev parts (never its eval part). See docs/training.md.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--classifier", required=True, help="name, folder or weight file")
+    parser.add_argument("--corpus", required=True, help="minispoof (ASVspoof layout) root")
+    parser.add_argument("--out", required=True, help="run folder (model in OUT/best)")
+    parser.add_argument("--separator", default=None, help="default: the default preset's")
+    parser.add_argument(
+        "--real-speech",
+        default=defaults.real_speech,
+        help="real-speech folder or split folder, 'auto' (../shared/data/real) or 'none'",
+    )
+    for name in (
+        "corpus_train_mixtures", "corpus_dev_mixtures", "real_train_mixtures",
+        "real_dev_mixtures", "epochs", "batch_size", "grad_accum_steps", "seed",
+    ):  # fmt: skip
+        parser.add_argument(
+            "--" + name.replace("_", "-"), type=int, default=getattr(defaults, name)
+        )
+    parser.add_argument("--max-source-seconds", type=float, default=defaults.max_source_seconds)
+    parser.add_argument("--learning-rate", type=float, default=None, help="default: the family's")
+    parser.add_argument("--freeze", default=None, help="default: the family's")
+    parser.add_argument("--train-layers", default=None, help="default: the family's; 'none'")
+    parser.add_argument(
+        "--class-weights",
+        nargs="+",
+        default=None,
+        help="label=weight pairs, 'balanced' or numbers in class-index order "
+        "(default: spoof=0.1 bonafide=0.9, SSL_Anti-spoofing's)",
+    )
+    parser.add_argument("--augment", default=defaults.augment, help="augmentation steps; 'none'")
+    parser.add_argument(
+        "--trainer-options", type=json.loads, default={}, help="more TrainerConfig options, JSON"
+    )
+    return parser
+
+
+def finetune_main(argv: Sequence[str]) -> int:
+    from ..training.config import normalize_class_weights
+
+    args = build_finetune_parser().parse_args(argv)
+    start_recipe_run()
+    config = FineTuneConfig(
+        classifier=args.classifier,
+        corpus=args.corpus,
+        out_dir=args.out,
+        separator=args.separator,
+        real_speech=args.real_speech,
+        corpus_train_mixtures=args.corpus_train_mixtures,
+        corpus_dev_mixtures=args.corpus_dev_mixtures,
+        real_train_mixtures=args.real_train_mixtures,
+        real_dev_mixtures=args.real_dev_mixtures,
+        max_source_seconds=args.max_source_seconds,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        grad_accum_steps=args.grad_accum_steps,
+        learning_rate=args.learning_rate,
+        freeze=args.freeze,
+        train_layers=args.train_layers,
+        class_weights=(
+            dict(RECIPE_CLASS_WEIGHTS)
+            if args.class_weights is None
+            else normalize_class_weights(args.class_weights)
+        ),
+        augment=None if args.augment in ("", "none") else args.augment,
+        seed=args.seed,
+        trainer_options=args.trainer_options,
+    )
+    try:
+        result = finetune_classifier(config)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    best = result.history[-1] if result.history else {}
+    print(
+        f"fine-tuned {config.classifier} -> {result.best_dir} (best validation metric "
+        f"{result.best_metric}); last epoch: {best}"
     )
     return 0
 

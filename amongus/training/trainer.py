@@ -733,14 +733,20 @@ def load_training_classifier(spec: str, options: dict[str, Any] | None = None):
     from ..classifiers import load_classifier
 
     options = {**(options or {}), "device": "cpu"}
-    if _family_of(spec, options) == "hf":
+    if classifier_family(spec, options, read_weights=False) == "hf":
         options = {"max_seconds": None, **options}
     return load_classifier(spec, **options)
 
 
-def _family_of(spec: str, options: dict[str, Any]) -> str | None:
-    """The family ``spec`` would load as, or ``None`` when that cannot be told from its files
-    (``load_classifier`` then reports the problem)."""
+def classifier_family(
+    spec: str, options: dict[str, Any] | None = None, *, read_weights: bool = True
+) -> str | None:
+    """The family (``"hf"``, ``"aasist"``, ``"ssl_w2v"``) ``spec`` would load as, or ``None``
+    when that cannot be told (``load_classifier`` then reports the problem). A bare weight file
+    is told by its tensor names, which needs reading it (``read_weights``)."""
+    from ..checkpoints import CheckpointError
+
+    options = options or {}
     from ..classifiers.base import detect_family
     from ..defaults import MODELS_DIR, SHIPPED_CLASSIFIERS
 
@@ -748,9 +754,25 @@ def _family_of(spec: str, options: dict[str, Any]) -> str | None:
         return str(options["family"])
     source = MODELS_DIR / SHIPPED_CLASSIFIERS[spec] if spec in SHIPPED_CLASSIFIERS else spec
     try:
-        return detect_family(source)
+        family = detect_family(source)
     except (OSError, ValueError):
         return None
+    if family != "state_dict":
+        return family
+    if not read_weights:
+        return None
+    # a weight file (or a folder of one): its tensor names tell
+    from ..classifiers.aasist import is_aasist_state_dict, read_state_dict, weight_file_in
+    from ..classifiers.ssl_w2v import is_ssl_w2v_state_dict
+
+    try:
+        path = Path(source)
+        names = read_state_dict(weight_file_in(path) if path.is_dir() else path).keys()
+    except (OSError, ValueError, CheckpointError):
+        return None
+    if is_ssl_w2v_state_dict(names):
+        return "ssl_w2v"
+    return "aasist" if is_aasist_state_dict(names) else None
 
 
 def mark_fine_tuned(classifier) -> None:
