@@ -189,6 +189,7 @@ def test_single_evaluation_reports_the_threshold_and_its_source(calibrated, utte
 
 def test_evaluate_cli_uses_the_calibrated_threshold_unless_told(calibrated, utterances, tmp_path):
     from amongus.evaluate import main
+
     manifest = tmp_path / "utts.jsonl"
     manifest.write_text("".join(json.dumps(u.to_dict()) + "\n" for u in utterances))
     folder = str(calibrated["hf"])

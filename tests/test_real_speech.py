@@ -34,6 +34,7 @@ _absent = pytest.mark.skipif(
 def needs_shared(test):
     return pytest.mark.shared(_absent(test))
 
+
 COLUMNS = ["path", "label", "system", "speaker", "corpus", "orig_sr", "duration", "licence"]
 
 
@@ -208,3 +209,25 @@ def test_shared_split_is_deterministic_and_the_cli_writes_it(tmp_path, capsys):
             u.utt_id for u in first.parts[part]
         ]
     assert "note: system nsf_" in capsys.readouterr().out
+
+
+def test_the_results_table_takes_a_classifier_of_any_family(tmp_path):
+    """The study's table recipe loaded Hugging Face folders only; AASIST rows need any family."""
+    from amongus.corpora.demo import demo_corpus_root
+    from amongus.recipes.results_table import TableSpec, build_table
+    from amongus.testing.countermeasures import write_tiny_aasist_checkpoint
+
+    folder = write_tiny_aasist_checkpoint(tmp_path / "aasist", layout="amongus")
+    spec = TableSpec(
+        corpus=str(demo_corpus_root()),
+        out_dir=str(tmp_path / "table"),
+        separators={"oracle": "oracle"},
+        classifiers={"tiny AASIST": str(folder)},
+        n_mixtures=2,
+        threads=1,
+    )
+    result = build_table(spec, progress=False)
+    assert [row["classifier"] for row in result["rows"]] == ["tiny AASIST"]
+    assert result["rows"][0]["n"] == 2
+    assert result["clean_utterances"][0]["n"] > 0
+    assert "tiny AASIST" in (tmp_path / "table" / "results.md").read_text()

@@ -46,7 +46,11 @@ corpus recognition; the per-system figures say how much.
 Command line::
 
     python -m amongus.recipes.real_speech split --root ../shared/data/real --out runs/real-split
+    python -m amongus.recipes.real_speech calibrate --classifier aasist --dev runs/real-split --write
+    python -m amongus.recipes.real_speech evaluate --split runs/real-split --out runs/real-eval
 
+``calibrate`` and ``evaluate`` are :mod:`amongus.recipes.real_speech_eval` (decision thresholds at
+the dev-set EER point; every shipped CM on the eval part, single and in mixtures). ``split``
 writes ``train.jsonl``, ``dev.jsonl``, ``eval.jsonl`` (utterance manifests that
 :func:`amongus.corpora.load_utterances`, ``python -m amongus.evaluate --single``, the Mixer and
 the training recipes read), ``all.jsonl`` (every file, ``split`` set: ``load_utterances(path,
@@ -506,9 +510,10 @@ def _slug(text: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m amongus.recipes.real_speech",
-        description="Real-speech split (train/dev/eval by speaker), calibration of decision "
-        "thresholds on its dev part, and evaluation of the shipped countermeasures on its "
-        "eval part.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Real-speech split (train/dev/eval by speaker), calibration of decision\n"
+        "thresholds on its dev part, and evaluation of the shipped countermeasures on its\n"
+        "eval part (single utterances and two-speaker mixtures).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     split = commands.add_parser("split", help="write the train/dev/eval manifests")
@@ -586,6 +591,8 @@ def build_parser() -> argparse.ArgumentParser:
         )
         command.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")
         command.add_argument("--quiet", action="store_true", help="no progress bars")
+    # `--help` shows every command's options (the docs' CLI page is built from it)
+    parser.epilog = "\n".join(sub.format_help() for sub in (split, calibrate, evaluate))
     return parser
 
 

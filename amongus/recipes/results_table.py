@@ -47,7 +47,7 @@ DEFAULT_SEPARATORS: dict[str, str] = {
     "ConvTasNet 16 kHz": str(MODELS_DIR / "convtasnet-16k"),
     "SepFormer 8 kHz -> 16 kHz": str(MODELS_DIR / "sepformer-8k"),
 }
-#: Classifiers: label -> Hugging Face folder.
+#: Classifiers: label -> classifier spec (a shipped name, a folder of any family, a hub id).
 DEFAULT_CLASSIFIERS: dict[str, str] = {
     "clean-trained": str(MODELS_DIR / "wavlm-spoof-clean"),
     "fine-tuned": str(MODELS_DIR / "wavlm-spoof-finetuned"),
@@ -170,9 +170,8 @@ def build_table(spec: TableSpec, *, progress: bool = True, command: str = "") ->
     """Run every evaluation of the table and write ``results.{md,csv,json}``; return the JSON."""
     import torch
 
-    from ..classifier import SpoofClassifier
     from ..evaluate import evaluate_utterances
-    from ..pipeline import Pipeline, load_pipeline_separator
+    from ..pipeline import Pipeline, load_classifier, load_pipeline_separator
 
     if spec.threads:
         torch.set_num_threads(spec.threads)
@@ -180,9 +179,9 @@ def build_table(spec: TableSpec, *, progress: bool = True, command: str = "") ->
     out = Path(spec.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     manifest = ensure_mixtures(spec)
-    classifiers = {
-        name: SpoofClassifier.from_pretrained(path) for name, path in spec.classifiers.items()
-    }
+    # any family (a shipped name such as "aasist", a folder, a hub id), each deciding at its
+    # calibrated threshold when its folder stores one
+    classifiers = {name: load_classifier(path) for name, path in spec.classifiers.items()}
     rows, runs = [], {}
     for sep_name, sep_spec in spec.separators.items():
         separator = load_pipeline_separator(sep_spec)
@@ -335,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--classifier",
         action="append",
         default=[],
-        help="NAME=FOLDER (repeatable); default: the shipped clean and fine-tuned models",
+        help="NAME=SPEC (repeatable): a shipped name (aasist...), a classifier folder of any "
+        "family or a hub id; default: the shipped clean and fine-tuned WavLM models",
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-progress", action="store_true")
