@@ -231,3 +231,86 @@ def test_the_results_table_takes_a_classifier_of_any_family(tmp_path):
     assert result["rows"][0]["n"] == 2
     assert result["clean_utterances"][0]["n"] > 0
     assert "tiny AASIST" in (tmp_path / "table" / "results.md").read_text()
+
+
+# ---------------------------------------------------------------------------- calibrate, evaluate
+def _tone_folder(tmp_path: Path) -> Path:
+    """A small real-speech folder with the corpus recipe's dev and eval speakers: bonafide low
+    tones, spoofs high tones (so a threshold and the tables have something to separate)."""
+    rows = []
+    rng = np.random.default_rng(0)
+    for speaker, label, system in (
+        ("3005", "bonafide", "-"),
+        ("rms", "spoof", "nsf_x"),
+        ("3331", "bonafide", "-"),
+        ("367", "bonafide", "-"),
+        ("slt", "spoof", "nsf_x"),
+        ("533", "spoof", "nsf_y"),
+    ):
+        for index in range(3):
+            rows.append(_row(f"{label}/{speaker}_{index}.flac", label, speaker, system))
+    root = _folder(tmp_path, rows)
+    t = np.arange(16000) / 16000
+    for index, row in enumerate(rows):
+        frequency = 3000.0 if row["label"] == "spoof" else 200.0
+        wave = 0.3 * np.sin(2 * np.pi * (frequency + 11 * index) * t)
+        wave += 0.01 * rng.standard_normal(t.size)
+        sf.write(root / row["path"], wave.astype(np.float32), 16000)
+    return root
+
+
+def test_calibrate_writes_a_threshold_the_classifier_then_uses(tmp_path):
+    from amongus.classifiers import load_classifier
+    from amongus.classifiers.threshold import read_decision_threshold, weights_digest
+    from amongus.recipes.real_speech_eval import calibrate
+    from amongus.testing.countermeasures import write_tiny_aasist_checkpoint
+
+    root = _tone_folder(tmp_path)
+    folder = write_tiny_aasist_checkpoint(tmp_path / "cm", layout="amongus")
+    result = calibrate(str(folder), root, write=True, progress=False, command="calibrate x")
+    stored = read_decision_threshold(folder)
+    assert stored == result.threshold and stored.weights_sha256 == weights_digest(folder)
+    assert (stored.n_bonafide, stored.n_spoof) == (3, 3)
+    assert "rms" in stored.data and "slt" not in stored.data  # the dev part only
+    labels = [row["true_label"] for row in result.report.stream_rows]
+    scores = [row["cm_score"] for row in result.report.stream_rows]
+    # the stored cut reproduces the EER point's decisions (equal classes: error rate = EER)
+    pairs = zip(scores, labels, strict=True)
+    wrong = sum((c <= stored.cm_score) != (y == "spoof") for c, y in pairs)
+    assert wrong / len(labels) == pytest.approx(stored.dev_eer)
+    assert load_classifier(str(folder)).decision_threshold == stored
+    with pytest.raises(ValueError, match="only a classifier folder"):
+        calibrate(load_classifier(str(folder)), root, write=True, progress=False)
+
+
+def test_evaluate_writes_the_table_single_and_mixtures(tmp_path):
+    from amongus.recipes.real_speech_eval import COLUMNS, evaluate_real_speech
+    from amongus.testing.countermeasures import write_tiny_aasist_checkpoint
+
+    root = _tone_folder(tmp_path)
+    write_split(split_real_speech(root), tmp_path / "split")
+    folder = write_tiny_aasist_checkpoint(tmp_path / "cm", layout="amongus")
+    results = evaluate_real_speech(
+        tmp_path / "split",
+        tmp_path / "out",
+        classifiers={"tiny": str(folder)},
+        separators={"oracle": "oracle"},
+        n_mixtures=4,
+        progress=False,
+    )
+    assert [(row["classifier"], row["input"]) for row in results.rows] == [
+        ("tiny", "single utterances"),
+        ("tiny", "oracle streams"),
+    ]
+    single, mixed = results.rows
+    assert single["n"] == len(split_real_speech(root).parts["eval"]) == 12
+    assert mixed["n_mixtures"] == 4 and mixed["n"] == 8
+    assert single["threshold_source"].startswith("uncalibrated default")
+    assert set(COLUMNS) == set(single)
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved["rows"] == json.loads(json.dumps(results.rows))
+    assert "| tiny | oracle streams | 8 |" in (tmp_path / "out" / "results.md").read_text()
+    assert sorted(p.name for p in (tmp_path / "out").glob("det-*.png")) == [
+        "det-oracle-streams.png",
+        "det-single-utterances.png",
+    ]
