@@ -227,7 +227,7 @@ def cached_real_model(
     marker = folder / _DONE
     if marker.is_file():
         try:
-            if json.loads(marker.read_text(encoding="utf-8")) == expected:
+            if json.loads(marker.read_text(encoding="utf-8-sig")) == expected:
                 return folder
         except (OSError, ValueError):
             pass
