@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import math
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -35,6 +34,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from amongus.classifiers.segments import (
+    CROP_POSITIONS,
+    LONG_POLICIES,
+    SegmentPolicy,
+    as_waveform_list,
+    average_stream_logits,
+    split_streams,
+)
 from amongus.labels import BONAFIDE, SPOOF, normalize_label
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,8 +51,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-LONG_POLICIES = ("crop", "window")
-CROP_POSITIONS = ("start", "center")
 DEFAULT_MAX_SECONDS = 10.0
 
 
@@ -431,75 +436,43 @@ class SpoofClassifier:
                 f"{self.sample_rate} Hz; resample it first (amongus.audio.resample)"
             )
 
-    def _as_arrays(
-        self, waveforms: Waveforms, lengths: Sequence[int] | np.ndarray | torch.Tensor | None
-    ) -> list[np.ndarray]:
-        """Turn a list of 1-D arrays/tensors or a ``[N, T]`` batch into float32 numpy arrays."""
-        import torch
-
-        if isinstance(waveforms, torch.Tensor):
-            # One transfer for the whole batch rather than one per row.
-            waveforms = waveforms.detach().to("cpu", torch.float32).numpy()
-        if isinstance(waveforms, np.ndarray):
-            if waveforms.ndim == 1:
-                waveforms = waveforms[None]
-            if waveforms.ndim != 2:
-                raise ValueError(
-                    f"waveforms must be [N, T] or a list of [T] arrays, got shape "
-                    f"{tuple(waveforms.shape)}"
-                )
-            rows = list(waveforms)
-        else:
-            rows = list(waveforms)
-            if lengths is not None:
-                raise ValueError("lengths= is only for a padded [N, T] batch")
-        arrays = []
-        for index, row in enumerate(rows):
-            if isinstance(row, torch.Tensor):
-                row = row.detach().to("cpu", torch.float32).numpy()
-            array = np.asarray(row, dtype=np.float32)
-            if array.ndim != 1:
-                raise ValueError(
-                    f"stream {index}: expected a mono waveform [T], got shape {array.shape}"
-                )
-            arrays.append(array)
-        if lengths is not None:
-            lengths = [int(n) for n in np.asarray(torch.as_tensor(lengths).cpu())]
-            if len(lengths) != len(arrays):
-                raise ValueError(f"{len(lengths)} lengths for {len(arrays)} streams")
-            for index, (array, length) in enumerate(zip(arrays, lengths, strict=True)):
-                if not 0 <= length <= array.shape[0]:
-                    raise ValueError(f"stream {index}: length {length} outside 0..{array.shape[0]}")
-            arrays = [array[:length] for array, length in zip(arrays, lengths, strict=True)]
-        for index, array in enumerate(arrays):
-            if not np.all(np.isfinite(array)):
-                raise ValueError(f"stream {index}: contains NaN or infinite samples")
-        return arrays
-
     def _fit_short(self, array: np.ndarray) -> np.ndarray:
+        # Silence, not repetition (SegmentPolicy.fill): the model takes any length above its
+        # receptive field, and its attention mask tells it where the stream ends.
         if array.shape[0] >= self.min_samples:
             return array
         return np.pad(array, (0, self.min_samples - array.shape[0]))
 
-    def _crop(self, array: np.ndarray) -> np.ndarray:
+    @property
+    def _long_stream_policy(self) -> SegmentPolicy | None:
+        """How a stream longer than ``max_seconds`` is cut (``None``: no limit).
+
+        Streams up to :attr:`max_samples` go to the model whole, at their own length.
+        """
         limit = self.max_samples
-        if limit is None or array.shape[0] <= limit:
+        if limit is None:
+            return None
+        hop_seconds = self.window_hop_seconds or self.max_seconds / 2
+        return SegmentPolicy(
+            limit,
+            long_policy=self.long_policy,
+            crop_position=self.crop_position,
+            hop_samples=max(1, int(round(hop_seconds * self.sample_rate))),
+        )
+
+    def _crop(self, array: np.ndarray) -> np.ndarray:
+        policy = self._long_stream_policy
+        if policy is None or array.shape[0] <= policy.segment_samples:
             return array
-        start = 0 if self.crop_position == "start" else (array.shape[0] - limit) // 2
-        return array[start : start + limit]
+        return policy.crop(array)
 
     def _segments(self, array: np.ndarray) -> list[np.ndarray]:
         """The pieces of one stream that the model sees, following the long-stream policy."""
         array = self._fit_short(array)
-        limit = self.max_samples
-        if limit is None or array.shape[0] <= limit:
+        policy = self._long_stream_policy
+        if policy is None or array.shape[0] <= policy.segment_samples:
             return [array]
-        if self.long_policy == "crop":
-            return [self._crop(array)]
-        hop_seconds = self.window_hop_seconds or self.max_seconds / 2
-        hop = max(1, int(round(hop_seconds * self.sample_rate)))
-        starts = list(range(0, array.shape[0] - limit, hop)) + [array.shape[0] - limit]
-        return [array[start : start + limit] for start in starts]
+        return policy.segments(array)
 
     def prepare(
         self,
@@ -527,7 +500,7 @@ class SpoofClassifier:
         Shape: ``list of [T_i] (or [N, T]) -> input_values [N, T_max], attention_mask [N, T_max]``.
         """
         self._check_rate(sample_rate)
-        arrays = [self._crop(self._fit_short(a)) for a in self._as_arrays(waveforms, lengths)]
+        arrays = [self._crop(self._fit_short(a)) for a in as_waveform_list(waveforms, lengths)]
         if not arrays:
             raise ValueError("no waveforms given")
         return self._featurize(arrays)
@@ -622,16 +595,11 @@ class SpoofClassifier:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self._check_rate(sample_rate)
-        arrays = self._as_arrays(waveforms, lengths)
+        arrays = as_waveform_list(waveforms, lengths)
         n_classes = int(self.model.config.num_labels)
         if not arrays:
             return StreamScores.from_logits(np.zeros((0, n_classes)), self.spoof_index)
-        segments: list[np.ndarray] = []
-        owner: list[int] = []
-        for stream_index, array in enumerate(arrays):
-            pieces = self._segments(array)
-            segments.extend(pieces)
-            owner.extend([stream_index] * len(pieces))
+        segments, owner = split_streams(arrays, self._segments)
         segment_logits = np.zeros((len(segments), n_classes), dtype=np.float64)
         batches = list(self._batches(segments, batch_size))
         was_training = self.model.training
@@ -644,22 +612,15 @@ class SpoofClassifier:
                     segment_logits[group] = logits
         finally:
             self.model.train(was_training)
-        # Average the logits of each stream's windows (one segment per stream with "crop").
-        owner_index = np.asarray(owner)
-        counts = np.bincount(owner_index, minlength=len(arrays)).astype(np.float64)
-        stream_logits = np.zeros((len(arrays), n_classes), dtype=np.float64)
-        np.add.at(stream_logits, owner_index, segment_logits)
-        stream_logits /= counts[:, None]
-        return StreamScores.from_logits(stream_logits, self.spoof_index)
+        return StreamScores.from_logits(
+            average_stream_logits(segment_logits, owner, len(arrays)), self.spoof_index
+        )
 
     def n_windows(self, n_samples: int) -> int:
         """How many model inputs a stream of ``n_samples`` samples becomes under the policy."""
         if n_samples < 0:
             raise ValueError(f"n_samples must be >= 0, got {n_samples}")
-        limit = self.max_samples
-        n_samples = max(n_samples, self.min_samples)
-        if limit is None or n_samples <= limit or self.long_policy == "crop":
+        policy = self._long_stream_policy
+        if policy is None:
             return 1
-        hop_seconds = self.window_hop_seconds or self.max_seconds / 2
-        hop = max(1, int(round(hop_seconds * self.sample_rate)))
-        return math.ceil((n_samples - limit) / hop) + 1
+        return policy.n_segments(max(n_samples, self.min_samples))

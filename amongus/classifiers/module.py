@@ -32,7 +32,7 @@ import numpy as np
 
 from amongus.classifier import StreamScores, find_spoof_index
 
-from .segments import SegmentPolicy, as_waveform_list
+from .segments import SegmentPolicy, as_waveform_list, average_stream_logits, split_streams
 
 logger = logging.getLogger(__name__)
 
@@ -255,12 +255,7 @@ class ModuleClassifier:
         arrays = as_waveform_list(waveforms, lengths)
         if not arrays:
             return StreamScores.from_logits(np.zeros((0, self.num_labels)), self.spoof_index)
-        segments: list[np.ndarray] = []
-        owner: list[int] = []
-        for stream_index, array in enumerate(arrays):
-            pieces = self.policy.segments(array)
-            segments.extend(pieces)
-            owner.extend([stream_index] * len(pieces))
+        segments, owner = split_streams(arrays, self.policy.segments)
         segment_logits = np.zeros((len(segments), self.num_labels), dtype=np.float64)
         starts = range(0, len(segments), batch_size)
         parameter = next(self.model.parameters())
@@ -277,11 +272,9 @@ class ModuleClassifier:
                     ).numpy()
         finally:
             self.model.train(was_training)
-        owner_index = np.asarray(owner)
-        counts = np.bincount(owner_index, minlength=len(arrays)).astype(np.float64)
-        stream_logits = np.zeros((len(arrays), self.num_labels), dtype=np.float64)
-        np.add.at(stream_logits, owner_index, segment_logits)
-        return StreamScores.from_logits(stream_logits / counts[:, None], self.spoof_index)
+        return StreamScores.from_logits(
+            average_stream_logits(segment_logits, owner, len(arrays)), self.spoof_index
+        )
 
     # ------------------------------------------------------------------ saving
     def model_config_json(self) -> dict[str, Any]:  # pragma: no cover - overridden

@@ -166,3 +166,32 @@ def as_waveform_list(waveforms, lengths: Sequence[int] | np.ndarray | None = Non
         if not np.all(np.isfinite(array)):
             raise ValueError(f"stream {index}: contains NaN or infinite samples")
     return arrays
+
+
+def split_streams(arrays: Sequence[np.ndarray], segment) -> tuple[list[np.ndarray], np.ndarray]:
+    """Cut every stream into its model inputs with ``segment(array) -> list of arrays``.
+
+    Returns:
+        ``(segments, owner)``: all the inputs, stream after stream, and ``owner[i]``, the index
+        of the stream that ``segments[i]`` comes from.
+    """
+    segments: list[np.ndarray] = []
+    owner: list[int] = []
+    for stream_index, array in enumerate(arrays):
+        pieces = segment(array)
+        segments.extend(pieces)
+        owner.extend([stream_index] * len(pieces))
+    return segments, np.asarray(owner, dtype=np.int64)
+
+
+def average_stream_logits(
+    segment_logits: np.ndarray, owner: np.ndarray, n_streams: int
+) -> np.ndarray:
+    """Average the logits of each stream's inputs (its windows; one input with ``"crop"``).
+
+    Shape: ``segment_logits [S, C], owner [S] -> [n_streams, C]`` float64.
+    """
+    counts = np.bincount(owner, minlength=n_streams).astype(np.float64)
+    stream_logits = np.zeros((n_streams, segment_logits.shape[1]), dtype=np.float64)
+    np.add.at(stream_logits, owner, segment_logits)
+    return stream_logits / counts[:, None]
