@@ -362,6 +362,25 @@ def weight_file_in(folder: Path) -> Path:
     return found[0]
 
 
+def read_weights(
+    path: Path,
+    *,
+    trust_checkpoint: bool = False,
+    state_dict: Mapping[str, torch.Tensor] | None = None,
+) -> tuple[Path, Mapping[str, torch.Tensor]]:
+    """The weight file of ``path`` (``path`` itself, or the one weight file of a folder: see
+    :func:`weight_file_in`) and its state dict (:func:`read_state_dict`; ``state_dict`` instead
+    when the caller has already read it).
+
+    Raises:
+        CheckpointError: as :func:`weight_file_in` and :func:`read_state_dict`.
+    """
+    weights = weight_file_in(path) if path.is_dir() else path
+    if state_dict is None:
+        state_dict = read_state_dict(weights, trust_checkpoint=trust_checkpoint)
+    return weights, state_dict
+
+
 def load_aasist(
     path: str | os.PathLike,
     *,
@@ -390,9 +409,9 @@ def load_aasist(
     from amongus.checkpoints import load_state_dict_strict
 
     path = Path(path).expanduser()
-    weights = weight_file_in(path) if path.is_dir() else path
-    if state_dict is None:
-        state_dict = read_state_dict(weights, trust_checkpoint=trust_checkpoint)
+    weights, state_dict = read_weights(
+        path, trust_checkpoint=trust_checkpoint, state_dict=state_dict
+    )
     architecture, stored = _resolve_config(config, weights, state_dict)
     model = AASIST(architecture)
     load_state_dict_strict(model, state_dict, source=weights)

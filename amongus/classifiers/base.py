@@ -232,7 +232,7 @@ def _classifier_from_source(
 ):
     from amongus.checkpoints import CheckpointError
 
-    from .aasist import is_aasist_state_dict, load_aasist, read_state_dict, weight_file_in
+    from .aasist import is_aasist_state_dict, load_aasist, read_weights
     from .hf import load_hf
     from .ssl_w2v import is_ssl_w2v_state_dict, load_ssl_w2v
 
@@ -248,8 +248,7 @@ def _classifier_from_source(
     common = {"trust_checkpoint": trust_checkpoint, "name": preset_name, **options}
     if detected in loaders:
         return loaders[detected](path, **common)
-    weights = weight_file_in(path) if path.is_dir() else path
-    state_dict = read_state_dict(weights, trust_checkpoint=trust_checkpoint)
+    weights, state_dict = read_weights(path, trust_checkpoint=trust_checkpoint)
     if is_ssl_w2v_state_dict(state_dict):
         return load_ssl_w2v(path, state_dict=state_dict, **common)
     if is_aasist_state_dict(state_dict):

@@ -43,8 +43,7 @@ from .aasist import (
     AASIST_SAMPLE_RATE,
     AASIST_SEGMENT_SAMPLES,
     PUBLISHED_ID2LABEL,
-    read_state_dict,
-    weight_file_in,
+    read_weights,
 )
 from .encoder import pooled_size, residual_encoder
 from .fairseq_wav2vec2 import map_fairseq_state_dict
@@ -328,9 +327,9 @@ def load_ssl_w2v(
     from amongus.checkpoints import load_state_dict_strict
 
     path = Path(path).expanduser()
-    weights = weight_file_in(path) if path.is_dir() else path
-    if state_dict is None:
-        state_dict = read_state_dict(weights, trust_checkpoint=trust_checkpoint)
+    weights, state_dict = read_weights(
+        path, trust_checkpoint=trust_checkpoint, state_dict=state_dict
+    )
     architecture, stored = _resolve_config(config, weights)
     model = SSLW2V(architecture)
     mapped, dropped = published_to_module_state_dict(state_dict, model)
