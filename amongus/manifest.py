@@ -25,6 +25,24 @@ from typing import Any
 from .labels import composition_label, normalize_label
 
 
+def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``data`` that are fields of the dataclass ``cls``; the others are ignored."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    return {key: value for key, value in data.items() if key in known}
+
+
+def _check_written_label(data: dict[str, Any], label: str, record: str, parts: str) -> None:
+    """Refuse a record whose written ``label`` disagrees with the ``label`` its ``parts`` give.
+
+    Raises:
+        ValueError: naming the ``record`` and both labels.
+    """
+    if "label" in data and data["label"] != label:
+        raise ValueError(
+            f"{record}: label {data['label']!r} disagrees with its {parts} ({label!r})"
+        )
+
+
 @dataclass
 class Utterance:
     """One labelled single-speaker recording."""
@@ -57,8 +75,7 @@ class Utterance:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Utterance:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        return cls(**_known_fields(cls, data))
 
 
 @dataclass
@@ -93,8 +110,7 @@ class MixtureSource:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MixtureSource:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        return cls(**_known_fields(cls, data))
 
 
 @dataclass
@@ -143,15 +159,10 @@ class Mixture:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Mixture:
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {key: value for key, value in data.items() if key in known}
+        values = _known_fields(cls, data)
         values["sources"] = [MixtureSource.from_dict(source) for source in data["sources"]]
         mixture = cls(**values)
-        if "label" in data and data["label"] != mixture.label:
-            raise ValueError(
-                f"mixture {mixture.mixture_id}: label {data['label']!r} disagrees with its "
-                f"sources ({mixture.label!r})"
-            )
+        _check_written_label(data, mixture.label, f"mixture {mixture.mixture_id}", "sources")
         return mixture
 
 
@@ -181,8 +192,7 @@ class ConversationSpeaker:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ConversationSpeaker:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        return cls(**_known_fields(cls, data))
 
 
 CONVERSATION_KIND = "conversation"
@@ -281,16 +291,13 @@ class Conversation:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Conversation:
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {key: value for key, value in data.items() if key in known}
+        values = _known_fields(cls, data)
         values["speakers"] = [ConversationSpeaker.from_dict(s) for s in data["speakers"]]
         values["turns"] = [MixtureSource.from_dict(turn) for turn in data["turns"]]
         conversation = cls(**values)
-        if "label" in data and data["label"] != conversation.label:
-            raise ValueError(
-                f"conversation {conversation.conversation_id}: label {data['label']!r} "
-                f"disagrees with its speakers ({conversation.label!r})"
-            )
+        _check_written_label(
+            data, conversation.label, f"conversation {conversation.conversation_id}", "speakers"
+        )
         return conversation
 
 
