@@ -227,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     from ..fsutil import one_line
+    from .conversation import ConversationMixer
     from .mixer import Mixer
 
     conversation = None
@@ -238,45 +239,25 @@ def main(argv: list[str] | None = None) -> int:
     utterances, listing = load_input(args.input, args.split)
     if listing is not None and getattr(listing, "problems", None):
         print(listing.summary())
-    split = args.split or "-"
-    if conversation is not None:
-        return _run_conversations(args, config, conversation, utterances, split)
     try:
-        summary = Mixer(config).run(
+        if conversation is not None:
+            mixer = ConversationMixer(config, conversation)
+            count = {"n_conversations": args.n_conversations}
+        else:
+            mixer, count = Mixer(config), {"n_mixtures": args.n_mixtures}
+        summary = mixer.run(
             utterances,
             args.out,
-            n_mixtures=args.n_mixtures,
+            **count,
             seed=args.seed,
             workers=args.workers,
-            split=split,
+            split=args.split or "-",
             progress=not args.no_progress,
             overwrite=args.overwrite,
         )
     except (OSError, ValueError) as error:
         # full disk, read-only folder, a folder in use or made with other settings, bad input
         # with --on-bad-input error: one line naming the file, no traceback
-        print(f"amongus.mix: {one_line(error)}", file=sys.stderr)
-        return 1
-    print(summary)
-    return 0
-
-
-def _run_conversations(args, config, conversation, utterances, split: str) -> int:
-    from ..fsutil import one_line
-    from .conversation import ConversationMixer
-
-    try:
-        summary = ConversationMixer(config, conversation).run(
-            utterances,
-            args.out,
-            n_conversations=args.n_conversations,
-            seed=args.seed,
-            workers=args.workers,
-            split=split,
-            progress=not args.no_progress,
-            overwrite=args.overwrite,
-        )
-    except (OSError, ValueError) as error:
         print(f"amongus.mix: {one_line(error)}", file=sys.stderr)
         return 1
     print(summary)
