@@ -223,6 +223,29 @@ def _fsync_file(path: Path) -> None:
 
 
 @contextmanager
+def _replaced_on_success(path: str | os.PathLike) -> Iterator[tuple[int, Path]]:
+    """Yield ``(fd, temporary)``, a new file beside ``path`` opened for writing; when the block
+    succeeds, rename it over ``path``. On any failure the temporary file is removed, ``path`` is
+    left as it was, and file-system errors become :class:`OutputError` naming ``path``.
+
+    The block owns ``fd`` (it closes it) and syncs the file's contents before it ends.
+    """
+    path = Path(path)
+    temporary: Path | None = None
+    with write_errors(path):
+        check_name(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = _create_temp(path.parent)
+        try:
+            yield fd, temporary
+            os.replace(temporary, path)
+            temporary = None
+        finally:
+            if temporary is not None:
+                temporary.unlink(missing_ok=True)
+
+
+@contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block succeeds, the file written there
     is synced and renamed over ``path``. On any failure the temporary file is removed, ``path``
@@ -231,21 +254,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     >>> with atomic_path("model.pt") as tmp:  # doctest: +SKIP
     ...     torch.save(state, tmp)
     """
-    path = Path(path)
-    temporary: Path | None = None
-    with write_errors(path):
-        check_name(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = _create_temp(path.parent)
+    with _replaced_on_success(path) as (fd, temporary):
         os.close(fd)
-        try:
-            yield temporary
-            _fsync_file(temporary)
-            os.replace(temporary, path)
-            temporary = None
-        finally:
-            if temporary is not None:
-                Path(temporary).unlink(missing_ok=True)
+        yield temporary
+        _fsync_file(temporary)
 
 
 def atomic_write(
@@ -261,24 +273,13 @@ def atomic_write(
         OutputError: the file system refused the write (the message names ``path``); nothing
             is left behind and an existing ``path`` is unchanged.
     """
-    path = Path(path)
-    temporary: Path | None = None
-    with write_errors(path):
-        check_name(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = _create_temp(path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                write(handle)
-                handle.flush()
-                if durable:
-                    os.fsync(handle.fileno())
-            os.replace(temporary, path)
-            temporary = None
-        finally:
-            if temporary is not None:
-                temporary.unlink(missing_ok=True)
-    return path
+    with _replaced_on_success(path) as (fd, _temporary):
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+    return Path(path)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> Path:
