@@ -9,7 +9,6 @@ mixtures and prints and writes the multiclass + per-stream report. ``--separator
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from .cli_options import (
     add_component_options,
     add_version_options,
     component_specs,
+    configure_logging,
     version_requested,
 )
 
@@ -51,10 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose)
     try:
         return _run(parser, args)
     except (ValueError, OSError, TorchFamilyError) as error:

@@ -537,8 +537,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .cli_options import configure_logging
+
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(verbose=True)
     config = AppConfig(
         cache_dir=args.cache_dir,
         n_examples=args.n_examples,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -78,6 +79,16 @@ def add_version_options(parser: argparse.ArgumentParser, *, verbose: bool = True
             action="store_true",
             help="log at INFO level; with --version, print the full environment report",
         )
+
+
+def configure_logging(verbose: bool = False, *, timestamps: bool = False) -> None:
+    """The command lines' logging: to stderr, one line per record naming its logger, at INFO
+    with ``--verbose`` (``verbose=True``) and WARNING otherwise; ``timestamps`` for long runs."""
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format=f"%(asctime)s {fmt}" if timestamps else fmt,
+    )
 
 
 def version_requested(argv: Sequence[str] | None, file=None) -> bool:

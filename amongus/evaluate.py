@@ -37,6 +37,7 @@ from .cli_options import (
     add_component_options,
     add_version_options,
     component_specs,
+    configure_logging,
     version_requested,
 )
 from .fsutil import check_writable, one_line
@@ -333,10 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if version_requested(argv):
         return 0
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose)
     try:
         # a full disk or read-only --out stops here, before any model is loaded or scored;
         # one run per output folder (FolderLock; kill -9 releases it)

@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import logging
 import sys
 import types
 import typing
@@ -27,6 +26,7 @@ from ._compat import TorchFamilyError
 from .cli_options import (
     add_component_options,
     add_version_options,
+    configure_logging,
     loading_options,
     parse_component,
     split_config,
@@ -141,10 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose, timestamps=True)
     try:
         config = config_from_args(args)
         from .training import Trainer

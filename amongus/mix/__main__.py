@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Any
 
+from ..cli_options import configure_logging
 from .config import (
     BAD_INPUT_POLICIES,
     LEVEL_MODES,
@@ -197,10 +197,7 @@ def load_input(source: str, split: str | None):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose)
     config_fields = {spec.name for spec in dataclasses.fields(MixerConfig)}
     conversation_fields = {spec.name for spec in dataclasses.fields(ConversationConfig)}
     overrides = json.loads(args.config.read_text(encoding="utf-8-sig")) if args.config else {}

@@ -73,6 +73,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..cli_options import configure_logging
 from ..manifest import Utterance
 
 logger = logging.getLogger(__name__)
@@ -599,7 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     try:
         return args.handler(args)
     except (RealSpeechError, FileNotFoundError, OSError, ValueError) as error:
