@@ -176,6 +176,29 @@ def find_spoof_index(
     )
 
 
+def weights_digest(model: Any) -> str:
+    """The first 16 hex digits of a SHA-256 over a module's state dict (names and values, in
+    name order): the weights part of a classifier's :attr:`identity`."""
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def check_sample_rate(sample_rate: int | None, expected: int) -> None:
+    """Refuse audio at another rate than the classifier's (``None``: not checked).
+
+    Raises:
+        ValueError: naming both rates and how to resample.
+    """
+    if sample_rate is not None and int(sample_rate) != expected:
+        raise ValueError(
+            f"audio at {sample_rate} Hz given to a classifier that expects "
+            f"{expected} Hz; resample it first (amongus.audio.resample)"
+        )
+
+
 def _receptive_field(config: Any) -> int:
     """Samples needed for one output frame of a wav2vec2-style convolutional front end."""
     kernels = getattr(config, "conv_kernel", None)
@@ -399,12 +422,8 @@ class SpoofClassifier:
         Use it as a cache key: it changes when the weights or the long-stream policy change.
         """
         if self._identity is None:
-            digest = hashlib.sha256()
-            for key, tensor in sorted(self.model.state_dict().items()):
-                digest.update(key.encode())
-                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
             self._identity = (
-                f"{self.name}|sha256={digest.hexdigest()[:16]}|sr={self.sample_rate}"
+                f"{self.name}|sha256={weights_digest(self.model)}|sr={self.sample_rate}"
                 f"|max={self.max_seconds}|{self.long_policy}|{self.crop_position}"
                 f"|hop={self.window_hop_seconds}"
             )
@@ -428,13 +447,6 @@ class SpoofClassifier:
         if self.max_seconds is None:
             return None
         return max(self.min_samples, int(round(self.max_seconds * self.sample_rate)))
-
-    def _check_rate(self, sample_rate: int | None) -> None:
-        if sample_rate is not None and int(sample_rate) != self.sample_rate:
-            raise ValueError(
-                f"audio at {sample_rate} Hz given to a classifier that expects "
-                f"{self.sample_rate} Hz; resample it first (amongus.audio.resample)"
-            )
 
     def _fit_short(self, array: np.ndarray) -> np.ndarray:
         # Silence, not repetition (SegmentPolicy.fill): the model takes any length above its
@@ -499,7 +511,7 @@ class SpoofClassifier:
 
         Shape: ``list of [T_i] (or [N, T]) -> input_values [N, T_max], attention_mask [N, T_max]``.
         """
-        self._check_rate(sample_rate)
+        check_sample_rate(sample_rate, self.sample_rate)
         arrays = [self._crop(self._fit_short(a)) for a in as_waveform_list(waveforms, lengths)]
         if not arrays:
             raise ValueError("no waveforms given")
@@ -594,7 +606,7 @@ class SpoofClassifier:
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self._check_rate(sample_rate)
+        check_sample_rate(sample_rate, self.sample_rate)
         arrays = as_waveform_list(waveforms, lengths)
         n_classes = int(self.model.config.num_labels)
         if not arrays:

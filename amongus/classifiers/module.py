@@ -19,7 +19,6 @@ Keys it does not know (for instance provenance written by a recipe) are kept in
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -30,7 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from amongus.classifier import StreamScores, find_spoof_index
+from amongus.classifier import StreamScores, check_sample_rate, find_spoof_index, weights_digest
 
 from .segments import SegmentPolicy, as_waveform_list, average_stream_logits, split_streams
 
@@ -150,12 +149,8 @@ class ModuleClassifier:
     def identity(self) -> str:
         """The family, name, a hash of the weights, the rate and the input policy: a cache key."""
         if self._identity is None:
-            digest = hashlib.sha256()
-            for key, tensor in sorted(self.model.state_dict().items()):
-                digest.update(key.encode())
-                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
             self._identity = (
-                f"{self.family}:{self.name}|sha256={digest.hexdigest()[:16]}"
+                f"{self.family}:{self.name}|sha256={weights_digest(self.model)}"
                 f"|sr={self.sample_rate}|{self.policy.describe()}"
             )
         return self._identity
@@ -172,13 +167,6 @@ class ModuleClassifier:
         return self.policy.n_segments(n_samples)
 
     # ------------------------------------------------------------------ inputs and logits
-    def _check_rate(self, sample_rate: int | None) -> None:
-        if sample_rate is not None and int(sample_rate) != self.sample_rate:
-            raise ValueError(
-                f"audio at {sample_rate} Hz given to a classifier that expects "
-                f"{self.sample_rate} Hz; resample it first (amongus.audio.resample)"
-            )
-
     def prepare(
         self,
         waveforms,
@@ -199,7 +187,7 @@ class ModuleClassifier:
         """
         import torch
 
-        self._check_rate(sample_rate)
+        check_sample_rate(sample_rate, self.sample_rate)
         arrays = as_waveform_list(waveforms, lengths)
         if not arrays:
             raise ValueError("no waveforms given")
@@ -251,7 +239,7 @@ class ModuleClassifier:
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self._check_rate(sample_rate)
+        check_sample_rate(sample_rate, self.sample_rate)
         arrays = as_waveform_list(waveforms, lengths)
         if not arrays:
             return StreamScores.from_logits(np.zeros((0, self.num_labels)), self.spoof_index)
