@@ -17,7 +17,6 @@ provenance is unknown.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,11 +67,10 @@ THE SOFTWARE.
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """SHA-256 (hex) of a file's bytes (:func:`amongus.validation.file_digest`)."""
+    from ..validation import file_digest
+
+    return file_digest(path)
 
 
 def check_same_tensors(
