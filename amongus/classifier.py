@@ -176,7 +176,7 @@ def find_spoof_index(
     )
 
 
-def weights_digest(model: Any) -> str:
+def state_dict_digest(model: Any) -> str:
     """The first 16 hex digits of a SHA-256 over a module's state dict (names and values, in
     name order): the weights part of a classifier's :attr:`identity`."""
     digest = hashlib.sha256()
@@ -423,7 +423,7 @@ class SpoofClassifier:
         """
         if self._identity is None:
             self._identity = (
-                f"{self.name}|sha256={weights_digest(self.model)}|sr={self.sample_rate}"
+                f"{self.name}|sha256={state_dict_digest(self.model)}|sr={self.sample_rate}"
                 f"|max={self.max_seconds}|{self.long_policy}|{self.crop_position}"
                 f"|hop={self.window_hop_seconds}"
             )

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from amongus.classifier import StreamScores, check_sample_rate, find_spoof_index, weights_digest
+from amongus.classifier import StreamScores, check_sample_rate, find_spoof_index, state_dict_digest
 
 from .segments import SegmentPolicy, as_waveform_list, average_stream_logits, split_streams
 
@@ -150,7 +150,7 @@ class ModuleClassifier:
         """The family, name, a hash of the weights, the rate and the input policy: a cache key."""
         if self._identity is None:
             self._identity = (
-                f"{self.family}:{self.name}|sha256={weights_digest(self.model)}"
+                f"{self.family}:{self.name}|sha256={state_dict_digest(self.model)}"
                 f"|sr={self.sample_rate}|{self.policy.describe()}"
             )
         return self._identity
