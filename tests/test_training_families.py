@@ -476,3 +476,36 @@ def test_finetune_recipe_never_trains_on_the_real_speech_eval_part(models, tmp_p
     trainer_config = json.loads((result.final_dir / "trainer_config.json").read_text())
     assert trainer_config["train_layers"] == "last:2" and trainer_config["augment"] == "rawboost"
     assert load_classifier(str(result.best_dir)).family == "aasist"
+
+
+def test_validate_first_records_the_untrained_baseline(models, toy, tmp_path):
+    """Epoch 0 is the classifier before any update: the same whatever the training options."""
+    from amongus.training import Trainer, TrainerConfig
+    from amongus.training.history import read_history_csv
+
+    rows = {}
+    for name, learning_rate in (("slow", 1e-4), ("fast", 3e-3)):
+        config = TrainerConfig(
+            **{**toy, "learning_rate": learning_rate, "freeze": "none"},
+            classifier=str(models["aasist"]),
+            output_dir=str(tmp_path / name),
+            validate_first=True,
+        )
+        Trainer(config).train()
+        rows[name] = read_history_csv(tmp_path / name / "history.csv")
+    for history in rows.values():
+        assert [row["epoch"] for row in history] == [0, 1]
+        assert history[0]["global_step"] == 0 and history[0]["train_loss"] is None
+        assert np.isfinite(history[0]["val_loss"])
+    assert rows["slow"][0]["val_loss"] == rows["fast"][0]["val_loss"]
+    assert rows["slow"][1]["val_loss"] != rows["fast"][1]["val_loss"]
+    # a rerun of the finished run resumes: no second baseline row
+    again = Trainer(
+        TrainerConfig(
+            **{**toy, "learning_rate": 1e-4, "freeze": "none"},
+            classifier=str(models["aasist"]),
+            output_dir=str(tmp_path / "slow"),
+            validate_first=True,
+        )
+    ).train()
+    assert [row["epoch"] for row in again.history] == [0, 1]

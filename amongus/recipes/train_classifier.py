@@ -558,6 +558,7 @@ def finetune_classifier(config: FineTuneConfig, *, progress: bool = True):
         else config.train_layers,
         "learning_rate": config.learning_rate or recipe["learning_rate"],
         "log_with": "none",
+        "validate_first": True,  # the base model's row (epoch 0): what fine-tuning changed
         **config.trainer_options,
     }
     if options["train_layers"] in ("", "none"):

@@ -198,6 +198,11 @@ class TrainerConfig:
     )
     log_every_steps: int = _opt(10, "log the training loss every N optimizer steps")
     eval_batch_size: int = _opt(8, "mixtures per validation batch")
+    validate_first: bool = _opt(
+        False,
+        "validate the classifier before training too (a history row with epoch 0): the "
+        "baseline the epochs are compared with; best/ is then the best of epochs 0..N",
+    )
     throttle_seconds: float = _opt(
         0.0, "sleep after each optimizer step (testing aid for kill/resume; leave at 0)"
     )

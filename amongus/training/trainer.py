@@ -435,6 +435,35 @@ class Trainer:
 
         inputs_use_mask = bool(getattr(classifier, "uses_attention_mask", True))
         model_device = accelerator.device
+
+        def keep_if_best(metrics: dict[str, Any]) -> None:
+            metric = metrics.get("val_eer")
+            if metric is None:
+                metric = metrics.get("val_loss")
+            if metric is not None and (
+                state["best_metric"] is None or metric < state["best_metric"]
+            ):
+                state["best_metric"] = metric
+                if accelerator.is_main_process:
+                    save_model_atomically(
+                        classifier, self.output_dir / "best", extra=self._run_files(history)
+                    )
+
+        fresh = state["epoch"] == 0 and state["batches_done"] == 0 and not history
+        if config.validate_first and fresh and val_loader is not None:
+            # the baseline the epochs are compared with: the classifier before any update
+            metrics = self._validate(
+                model, val_loader, class_weights, inputs_use_mask, model_device
+            )
+            row = {
+                "epoch": 0,
+                "global_step": 0,
+                **metrics,
+                "learning_rate": scheduler.get_last_lr()[0],
+            }
+            history.append(row)
+            logger.info("before training: %s", _format_row(row))
+            keep_if_best(metrics)
         for epoch in range(state["epoch"], config.epochs):
             # Accelerate's loader re-sets its batch sampler's epoch from its own iteration count
             # when iterated; align that count with ours (it restarts at 0 after a resume).
@@ -522,17 +551,7 @@ class Trainer:
                 {f"epoch/{k}": v for k, v in row.items() if isinstance(v, int | float)},
                 step=state["global_step"],
             )
-            metric = metrics.get("val_eer")
-            if metric is None:
-                metric = metrics.get("val_loss")
-            if metric is not None and (
-                state["best_metric"] is None or metric < state["best_metric"]
-            ):
-                state["best_metric"] = metric
-                if accelerator.is_main_process:
-                    save_model_atomically(
-                        classifier, self.output_dir / "best", extra=self._run_files(history)
-                    )
+            keep_if_best(metrics)
             state.update(epoch=epoch + 1, batches_done=0, loss_sum=0.0, loss_count=0)
             save_checkpoint(
                 accelerator,
