@@ -14,7 +14,8 @@ HyperPyYAML itself uses), and the file is refused unless:
 * it has no directive (``%TAG``, ``%YAML``) and a single document;
 * every node's tag is a core YAML tag, ``!ref``, ``!copy``, ``!tuple``, ``!PLACEHOLDER``, or
   ``!new:``/``!name:``/``!apply:`` followed by a dotted name of :data:`ALLOWED_TARGETS` (the
-  exact names that published SpeechBrain separation inference files write; no prefix matching);
+  exact names that published SpeechBrain separation and speaker-embedding inference files
+  write; no prefix matching);
 * each allowed name, resolved as HyperPyYAML resolves it, is the very object the allowlist
   means (identity, so a shadowed or monkeypatched attribute is refused too);
 * every tuple string holds plain YAML data only.
@@ -25,7 +26,8 @@ produces, which is exactly what the final load parses; only then is it built.
 
 Reference: HyperPyYAML (``hyperpyyaml/core.py``), the inference ``hyperparams.yaml`` of
 ``speechbrain/sepformer-wsj02mix``, ``-wham``, ``-whamr``, ``-libri2mix`` and
-``speechbrain/resepformer-wsj02mix`` on the Hugging Face Hub.
+``speechbrain/resepformer-wsj02mix``, ``speechbrain/spkrec-ecapa-voxceleb`` on the Hugging
+Face Hub.
 """
 
 from __future__ import annotations
@@ -61,6 +63,24 @@ _MODEL_CLASSES = {
     "speechbrain.utils.parameter_transfer.Pretrainer": (
         "speechbrain.utils.parameter_transfer",
         "Pretrainer",
+    ),
+    # the speaker-embedding layout of speechbrain/spkrec-ecapa-voxceleb (amongus.speakers)
+    "speechbrain.lobes.features.Fbank": ("speechbrain.lobes.features", "Fbank"),
+    "speechbrain.processing.features.InputNormalization": (
+        "speechbrain.processing.features",
+        "InputNormalization",
+    ),
+    "speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN": (
+        "speechbrain.lobes.models.ECAPA_TDNN",
+        "ECAPA_TDNN",
+    ),
+    "speechbrain.lobes.models.ECAPA_TDNN.Classifier": (
+        "speechbrain.lobes.models.ECAPA_TDNN",
+        "Classifier",
+    ),
+    "speechbrain.dataio.encoder.CategoricalEncoder": (
+        "speechbrain.dataio.encoder",
+        "CategoricalEncoder",
     ),
 }
 # Training-derived files seed the generators at the top; nothing else is called at load time.
