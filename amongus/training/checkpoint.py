@@ -192,3 +192,51 @@ def save_model_atomically(
     else:
         os.replace(tmp, directory)
     return directory
+
+
+def save_folder_checkpoint(
+    root: str | os.PathLike,
+    *,
+    global_step: int,
+    state: dict[str, Any],
+    keep: int,
+    write: Callable[[Path], None],
+) -> Path:
+    """Write a single-process checkpoint atomically; returns its folder.
+
+    ``write(folder)`` fills a temporary folder (models, optimizer state...), ``state`` goes to
+    ``trainer_state.json``, then the folder is renamed to ``step-N`` (the joint trainer's
+    checkpoints, :mod:`amongus.training.joint`; the same layout rules as
+    :func:`save_checkpoint`, so :func:`latest_checkpoint` finds them).
+
+    Raises:
+        amongus.fsutil.OutputError: the file system refused a write (the partial checkpoint is
+            removed).
+    """
+    root = Path(root)
+    final = root / checkpoint_name(global_step)
+    tmp = root / f".tmp-{checkpoint_name(global_step)}"
+    root.mkdir(parents=True, exist_ok=True)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        with write_errors(final):
+            write(tmp)
+            atomic_write_text(tmp / STATE_FILE, json.dumps(state, sort_keys=True) + "\n")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.exists():  # the same step written again after a resume: replace it
+        old = root / f".old-{checkpoint_name(global_step)}"
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, final)
+    for stale in list_checkpoints(root)[:-keep]:
+        shutil.rmtree(stale, ignore_errors=True)
+    logger.info("checkpoint written: %s", final)
+    return final

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,6 +183,28 @@ class TrainerConfig:
     num_workers: int = _opt(
         1, "DataLoader worker processes reading the cache while the model computes (0: inline)"
     )
+    # joint fine-tuning of the separator (amongus.training.joint)
+    joint: bool = _opt(
+        False,
+        "spoof-aware joint fine-tuning: unfreeze the separator and train it with the classifier "
+        "on separation_loss_weight * PIT neg-SI-SDR + classifier_loss_weight * classifier loss "
+        "(no stream cache; mixtures and reference sources are read per batch)",
+    )
+    separation_loss_weight: float = _opt(
+        1.0, "joint mode: weight of the PIT negative SI-SDR (dB) of the separated streams"
+    )
+    classifier_loss_weight: float = _opt(
+        1.0, "joint mode: weight of the classifier's cross-entropy on the PIT-assigned streams"
+    )
+    separator_lr: float = _opt(
+        1e-5, "joint mode: AdamW peak learning rate of the separator (its own parameter group)"
+    )
+    separator_segment_seconds: float | None = _opt(
+        None,
+        "joint mode: random crop of each training mixture, in seconds, so a batch fits "
+        "(validation: a fixed crop); None: the classifier's input length (64,600 samples for "
+        "AASIST/SSL_W2V) or --max-seconds",
+    )
     # bookkeeping
     checkpoint_every_steps: int | None = _opt(
         None, "also checkpoint every N optimizer steps (always at the end of each epoch)"
@@ -261,6 +284,22 @@ class TrainerConfig:
         stray = sorted(set(self.augment_options) - steps)
         if stray:
             raise bad("augment_options", f"options for steps not in --augment: {stray}")
+        for name in ("separation_loss_weight", "classifier_loss_weight"):
+            value = getattr(self, name)
+            if not value >= 0 or not math.isfinite(value):  # also refuses NaN
+                raise bad(name, f"must be a finite number >= 0, got {value}")
+        if self.joint and self.separation_loss_weight == 0 and self.classifier_loss_weight == 0:
+            raise bad(
+                "separation_loss_weight",
+                "and classifier_loss_weight are both 0: joint training would train nothing",
+            )
+        if not self.separator_lr > 0:
+            raise bad("separator_lr", f"must be > 0, got {self.separator_lr}")
+        if self.separator_segment_seconds is not None and not self.separator_segment_seconds > 0:
+            value = self.separator_segment_seconds
+            raise bad("separator_segment_seconds", f"must be > 0 or None, got {value}")
+        if self.joint and self.augment:
+            raise bad("augment", "is not available with joint (it acts on cached streams)")
         if len(self.adam_betas) != 2:
             raise bad("adam_betas", f"need two values, got {self.adam_betas}")
         if self.train_layers is not None:

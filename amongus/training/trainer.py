@@ -1,4 +1,5 @@
-"""``Trainer``: fine-tune the spoof classifier on separated streams, the separator frozen.
+"""``Trainer``: fine-tune the spoof classifier on separated streams, the separator frozen
+(or, with ``joint=True``, trained with it: :mod:`amongus.training.joint`).
 
 Every classifier family trains (:mod:`amongus.classifiers`): Hugging Face audio classification
 (WavLM...), AASIST/AASIST-L and SSL_W2V; what each family's freezing options mean is defined in
@@ -235,7 +236,14 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def train(self) -> TrainResult:
-        """Run (or resume) the training; returns where the models and history are."""
+        """Run (or resume) the training; returns where the models and history are.
+
+        With ``config.joint`` the separator trains too (:func:`amongus.training.joint.train_joint`).
+        """
+        if self.config.joint:
+            from .joint import train_joint
+
+            return train_joint(self)
         import torch
         from accelerate.utils import set_seed
         from tqdm.auto import tqdm
