@@ -21,6 +21,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -257,7 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="spoof probability threshold (default: the classifier's calibrated threshold, "
         "0.5 for a classifier without one)",
     )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="cpu, cuda, cuda:1... (default: cpu; under accelerate launch, the process's device)",
+    )
     parser.add_argument(
         "--quantize",
         action="store_true",
@@ -323,11 +328,52 @@ def _mixtures(args: argparse.Namespace) -> int:
         preset=args.preset,
         quantize=args.quantize,
     )
-    report = pipeline.evaluate(args.inputs[0], progress=not args.quiet, limit=args.limit)
+    state = _distributed_state(args.device)
+    if state is None:
+        report = pipeline.evaluate(args.inputs[0], progress=not args.quiet, limit=args.limit)
+    else:
+        report = _sharded_evaluation(pipeline, args, state)
+        if report is None:
+            return 0
     report.save(args.out, plots=not args.no_plots)
     print(report)
     print(f"report written to {args.out}")
     return 0
+
+
+def _distributed_state(device: str | None = None):
+    """accelerate's ``PartialState`` when launched on several processes (``accelerate launch
+    --multi_gpu --num_processes N``, torchrun), else ``None``: a plain run does not import
+    accelerate. On a machine without CUDA, or with ``--device cpu``, the processes talk over
+    gloo (accelerate's MULTI_CPU), which it only sets up when asked for the CPU."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch
+    from accelerate import PartialState
+
+    cpu = not torch.cuda.is_available() or str(device or "").startswith("cpu")
+    return PartialState(cpu=cpu)
+
+
+def _sharded_evaluation(pipeline, args: argparse.Namespace, state) -> EvaluationReport | None:
+    """Each process evaluates its contiguous block of the manifest; the main process gathers
+    the rows (in block order, so in manifest order) and returns the one report, with metrics
+    computed once over all rows; the other processes return ``None``."""
+    from accelerate.utils import gather_object
+
+    from .sharding import merge_reports
+
+    started = time.perf_counter()
+    part = pipeline.evaluate(
+        args.inputs[0],
+        progress=not args.quiet and state.is_main_process,
+        limit=args.limit,
+        shard=(state.process_index, state.num_processes),
+    )
+    parts = gather_object([part])  # one report per process, in process order
+    if not state.is_main_process:
+        return None
+    return merge_reports(parts, elapsed_seconds=time.perf_counter() - started)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -335,11 +381,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     args = build_parser().parse_args(argv)
     configure_logging(args.verbose)
+    state = _distributed_state(args.device)
+    if args.device is None:
+        args.device = "cpu" if state is None else str(state.device)
+    if state is not None and args.single:
+        print(
+            "error: --single is not sharded; run it with python, not accelerate launch",
+            file=sys.stderr,
+        )
+        return 2
+    # under accelerate launch the main process owns the output folder; the others only compute
+    owner = state is None or state.is_main_process
     try:
         # a full disk or read-only --out stops here, before any model is loaded or scored;
         # one run per output folder (FolderLock; kill -9 releases it)
-        with FolderLock(args.out):
-            check_writable(args.out)
+        with FolderLock(args.out) if owner else contextlib.nullcontext():
+            if owner:
+                check_writable(args.out)
             return _single(args) if args.single else _mixtures(args)
     except (FileNotFoundError, ValueError, OSError, TorchFamilyError) as error:
         print(f"error: {one_line(error)}", file=sys.stderr)

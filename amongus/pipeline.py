@@ -38,6 +38,7 @@ from .audio import AudioError
 from .manifest import Mixture, check_unique_ids, count_records, iter_jsonl
 from .results import EvaluationReport, PipelineResult
 from .scoring import assign_streams, check_assignment_mode, mixture_decision, si_sdr_improvement
+from .sharding import shard_bounds
 from .validation import check_audio, load_mixture_audio, load_valid_audio
 
 logger = logging.getLogger(__name__)
@@ -512,6 +513,7 @@ class Pipeline:
         *,
         progress: bool = True,
         limit: int | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> EvaluationReport:
         """Evaluate on labelled mixtures and return the report (saved to ``out_dir`` if given).
 
@@ -522,6 +524,12 @@ class Pipeline:
             out_dir: write the report there (:meth:`EvaluationReport.save`).
             progress: show a tqdm progress bar.
             limit: evaluate only the first ``limit`` mixtures.
+            shard: ``(index, count)``: evaluate only the ``index``-th of ``count`` contiguous
+                blocks of the manifest's entries (after ``limit``; block sizes differ by at most
+                one, as in ``accelerate``'s ``split_between_processes``). Concatenating the
+                rows of shards ``0..count-1`` in order gives the rows of the unsharded run
+                (:func:`amongus.sharding.merge_reports`; ``accelerate launch -m
+                amongus.evaluate`` does this).
 
         Memory does not grow with the number of mixtures: audio is dropped after each batch and
         only small per-mixture and per-stream rows are kept. Malformed manifest lines and
@@ -547,6 +555,11 @@ class Pipeline:
             source = f"{total} Mixture records"
         if limit is not None:
             total = min(total, limit)
+        if shard is not None:
+            start, stop = shard_bounds(total, *shard)
+            logger.info("shard %d/%d: entries %d to %d of %d", *shard, start, stop - 1, total)
+            entries = itertools.islice(entries, start, stop)
+            total, limit = stop - start, None  # the block is already cut to the limit
         state = _EvaluationState()
         pending: list[_Item] = []
         n_inputs = 0
