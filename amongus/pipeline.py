@@ -505,6 +505,26 @@ class Pipeline:
             mixture=item.mixture,
         )
 
+    # -------------------------------------------------------------- long recordings
+    def analyze(self, audio_or_path, sample_rate: int | None = None, **options: Any):
+        """Who in a long multi-party recording is a deepfake, and when.
+
+        :func:`amongus.conversation.analyze_recording` with this pipeline: the recording is
+        separated in windows, streams are linked into speakers (speaker embeddings and stream
+        continuity), each speaker's speech is scored and judged at :attr:`spoof_threshold`.
+        ``options``: ``n_speakers``, ``enrollment``, ``embedder``, ``window_seconds``...
+
+        Returns:
+            An :class:`amongus.conversation.ConversationResult` (``.to_json``, ``.to_rttm``,
+            ``.plot``).
+
+        Raises:
+            amongus.validation.InvalidAudioError: a recording refused by the validation policy.
+        """
+        from .conversation import analyze_recording
+
+        return analyze_recording(self, audio_or_path, sample_rate, **options)
+
     # -------------------------------------------------------------- evaluation
     def evaluate(
         self,
