@@ -152,6 +152,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes (default: every core; the output does not depend on it)",
     )
     parser.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="make only the I-th of N contiguous blocks of mixture indices (0-based: 0/4 ... "
+        "3/4), each into its own --out; plan, ids and files are those of the whole run "
+        "(--mode mixture)",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        default=(),
+        metavar="SHARD_OUT",
+        help="take the mixtures of these --shard output folders (made with the same options) "
+        "into --out, then finish the run there: byte-identical to one unsharded run "
+        "(--mode mixture)",
+    )
+    parser.add_argument(
         "--preset",
         choices=PRESETS,
         default="default",
@@ -208,6 +226,18 @@ def main(argv: list[str] | None = None) -> int:
     conversation_overrides.update(
         {key: value for key, value in vars(args).items() if key in conversation_fields}
     )
+    shard = None
+    if args.shard is not None:
+        from ..sharding import parse_shard
+
+        try:
+            shard = parse_shard(args.shard)
+        except ValueError as error:
+            parser.error(f"--shard: {error}")
+    if args.shard is not None and args.merge:
+        parser.error("--shard and --merge: shard runs first, then one --merge run without --shard")
+    if args.mode != "mixture" and (args.shard is not None or args.merge):
+        parser.error("--shard and --merge are for --mode mixture")
     if args.mode == "mixture":
         if args.n_mixtures is None:
             parser.error("--n-mixtures is required with --mode mixture")
@@ -242,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             count = {"n_conversations": args.n_conversations}
         else:
             mixer, count = Mixer(config), {"n_mixtures": args.n_mixtures}
+            count.update(shard=shard, merge=args.merge)
         summary = mixer.run(
             utterances,
             args.out,

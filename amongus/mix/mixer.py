@@ -42,6 +42,7 @@ from ..fsutil import atomic_write_bytes, atomic_write_text, check_writable, name
 from ..locking import FolderLock
 from ..manifest import Mixture, MixtureSource, Utterance, check_unique_ids
 from ..processes import die_with_parent
+from ..sharding import shard_bounds
 from ..validation import SILENCE_THRESHOLD_DBFS, count_reasons, loudest_frame_dbfs
 from .augment import draw_augmentations
 from .config import MixerConfig
@@ -554,11 +555,19 @@ class Mixer:
         split: str = "-",
         progress: bool = True,
         overwrite: bool = False,
+        shard: tuple[int, int] | None = None,
+        merge: Sequence[str | os.PathLike] = (),
     ) -> MixSummary:
         """Make ``n_mixtures`` mixtures into ``out_dir``; skip those an earlier run finished.
 
         ``workers=None`` uses every core; the audio and the manifest are byte-identical for any
         number of workers. Returns the run's :class:`MixSummary` (also written as summary.json).
+
+        ``shard=(i, n)`` makes only mixtures ``shard_bounds(n_mixtures, i, n)`` (the ``i``-th
+        of ``n`` contiguous index blocks), planned as the whole run plans them; ``merge``
+        takes the finished mixtures of such shard folders first, so that a run with the same
+        arguments and ``merge=[shard folders]`` completes the unsharded run, byte-identical to
+        it (:mod:`amongus.mix.shards`).
 
         A rerun into the same folder resumes: a finished mixture is kept when its file still
         matches the size and SHA-1 recorded for it, and made again otherwise. ``overwrite``
@@ -577,11 +586,13 @@ class Mixer:
         out_dir = Path(out_dir)
         with FolderLock(out_dir):
             return self._run(
-                list(utterances), out_dir, n_mixtures, seed, workers, split, progress, overwrite
-            )
+                list(utterances), out_dir, n_mixtures, seed, workers, split, progress, overwrite,
+                shard, merge,
+            )  # fmt: skip
 
     def _run(
-        self, utterances, out_dir, n_mixtures, seed, workers, split, progress, overwrite
+        self, utterances, out_dir, n_mixtures, seed, workers, split, progress, overwrite,
+        shard=None, merge=(),
     ) -> MixSummary:  # fmt: skip
         started = time.perf_counter()
         config = self.config
@@ -591,12 +602,15 @@ class Mixer:
             logger.info("removed %d partial file(s) left by an interrupted run", removed)
         workers = int(workers or os.cpu_count() or 1)
         settings = settings_key(config, seed, split)
-        _claim_folder(out_dir, settings, _inputs_key(utterances), len(utterances), overwrite)
+        inputs_key = _inputs_key(utterances)
+        _claim_folder(out_dir, settings, inputs_key, len(utterances), overwrite)
+        # a shard makes one contiguous block of indices but plans (ids, draws) the whole run
+        start, stop = (0, n_mixtures) if shard is None else shard_bounds(n_mixtures, *shard)
 
         scan = scan_utterances(utterances, config)
         summary = MixSummary(
             out_dir=str(out_dir),
-            n_requested=n_mixtures,
+            n_requested=stop - start,
             n_utterances=len(utterances),
             bad_inputs=list(scan.problems),
             n_downmixed=scan.downmixed,
@@ -608,6 +622,10 @@ class Mixer:
 
         journal_path = out_dir / JOURNAL_NAME
         journal = _read_journal(journal_path)
+        if merge:
+            from .shards import import_shards
+
+            import_shards(out_dir, merge, settings=settings, inputs=inputs_key, journal=journal)
         _write_journal(journal_path, journal.items())  # drops a truncated last line
         attempts = [0] * n_mixtures
         max_id_bytes = min(MAX_NAME_BYTES, name_max(out_dir / "audio")) - len(
@@ -644,7 +662,7 @@ class Mixer:
                 todo = [
                     (d.index, d.attempt, mid, d.utterances, key)
                     for d, mid, key in zip(draws, ids, keys, strict=True)
-                    if not finished(key)
+                    if start <= d.index < stop and not finished(key)
                 ]
                 if not todo:
                     break
@@ -660,6 +678,8 @@ class Mixer:
             if executor is not None:
                 executor.shutdown(cancel_futures=True)
 
+        unshortened = mixture_ids(draws, utterances, config, split, max_bytes=2**31)
+        ids, unshortened, keys = ids[start:stop], unshortened[start:stop], keys[start:stop]
         records = [Mixture.from_dict(journal[key]) for key in keys]
         final = {key: journal[key] for key in keys}
         kept_paths = {record["path"] for record in final.values()}
@@ -667,9 +687,8 @@ class Mixer:
             if key not in final and record["path"] not in kept_paths:
                 (out_dir / record["path"]).unlink(missing_ok=True)
         _write_journal(journal_path, final.items())
-        summary.n_resumed = n_mixtures - len(set(final) & self._written)
+        summary.n_resumed = len(keys) - len(set(final) & self._written)
         summary.n_remade = len(remade & set(final) & self._written)
-        unshortened = mixture_ids(draws, utterances, config, split, max_bytes=2**31)
         summary.n_shortened_ids = sum(a != b for a, b in zip(ids, unshortened, strict=True))
         _write_manifest(out_dir / MANIFEST_NAME, records, [final[key] for key in keys])
         if config.thesis_metadata:
