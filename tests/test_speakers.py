@@ -17,9 +17,12 @@ from amongus.speakers.ecapa import EcapaConfig, EcapaEmbedder, save_ecapa_folder
 from amongus.validation import InvalidAudioError
 
 TINY = EcapaConfig(
-    channels=[16, 16, 16, 16, 48], attention_channels=8, se_channels=8, res2net_scale=4,
+    channels=[16, 16, 16, 16, 48],
+    attention_channels=8,
+    se_channels=8,
+    res2net_scale=4,
     lin_neurons=12,
-)  # fmt: skip
+)
 N_CLASSES = 3
 
 # The inference hyperparams.yaml of speechbrain/spkrec-ecapa-voxceleb, shrunk (channels, sizes):
@@ -120,13 +123,18 @@ def published(tmp_path_factory):
     torch.save(classifier.state_dict(), folder / "classifier.ckpt")
     # InputNormalization's saved statistics, as older SpeechBrain wrote them
     torch.save(
-        {"count": 7, "glob_mean": torch.randn(1, 12), "glob_std": torch.ones(1, 12),
-         "spk_dict_mean": {}, "spk_dict_std": {}, "spk_dict_count": {}},
+        {
+            "count": 7,
+            "glob_mean": torch.randn(1, 12),
+            "glob_std": torch.ones(1, 12),
+            "spk_dict_mean": {},
+            "spk_dict_std": {},
+            "spk_dict_count": {},
+        },
         folder / "mean_var_norm_emb.ckpt",
-    )  # fmt: skip
+    )
     (folder / "label_encoder.txt").write_text(
-        "'id10001' => 0\n'id10002' => 1\n'id10003' => 2\n================\n"
-        "'starting_index' => 0\n",
+        "'id10001' => 0\n'id10002' => 1\n'id10003' => 2\n================\n'starting_index' => 0\n",
         encoding="utf-8",
     )
     return folder, model
@@ -149,17 +157,23 @@ def test_published_layout_loads_untrusted_and_embeds_like_speechbrain(published)
     assert embedded.shape == (3, 12) and embedded.dtype == torch.float32
     torch.testing.assert_close(embedded.norm(dim=1), torch.ones(3))
     torch.testing.assert_close(embedded, _reference_embeddings(model, waveforms))
-    assert embedder.identity.startswith("ecapa:") and embedder.identity == EcapaEmbedder(
-        folder
-    ).identity
+    assert (
+        embedder.identity.startswith("ecapa:")
+        and embedder.identity == EcapaEmbedder(folder).identity
+    )
 
 
 def test_round_trip_of_the_writer(tmp_path, published):
     _, model = published
     folder = save_ecapa_folder(
-        tmp_path / "model", model, TINY, labels=["a", "b"], embedding_mean=torch.zeros(12),
-        embedding_count=3, verification={"threshold": 0.42},
-    )  # fmt: skip
+        tmp_path / "model",
+        model,
+        TINY,
+        labels=["a", "b"],
+        embedding_mean=torch.zeros(12),
+        embedding_count=3,
+        verification={"threshold": 0.42},
+    )
     embedder = EcapaEmbedder(folder)
     assert embedder.verification_threshold == 0.42
     waveforms = 0.1 * torch.randn(2, 12000)
@@ -172,11 +186,13 @@ def test_batch_equals_per_item_and_layouts(published):
     batch = (0.1 * rng.standard_normal((3, 8000))).astype(np.float32)
     together = embedder.embed(batch)
     for row in range(3):
-        torch.testing.assert_close(embedder.embed(batch[row])[0], together[row], atol=1e-5,
-                                   rtol=1e-4)  # fmt: skip
+        torch.testing.assert_close(
+            embedder.embed(batch[row])[0], together[row], atol=1e-5, rtol=1e-4
+        )
     embedder.batch_size = 2  # split into bounded chunks: same result
-    torch.testing.assert_close(embedder.embed(torch.from_numpy(batch)), together, atol=1e-5,
-                               rtol=1e-4)  # fmt: skip
+    torch.testing.assert_close(
+        embedder.embed(torch.from_numpy(batch)), together, atol=1e-5, rtol=1e-4
+    )
     ragged = embedder.embed([batch[0], batch[1][:6000]])
     assert ragged.shape == (2, 12)
     torch.testing.assert_close(ragged[0], together[0], atol=1e-5, rtol=1e-4)

@@ -144,7 +144,7 @@ def _identification_accuracy(embedder, clips: dict[str, list[Path]], n_enroll: i
     found = embedder.embed(audios)
     named = [name for name, _ in enrollment.identify(found)]
     best = [enrollment.names[i] for i in enrollment.similarities(found).argmax(axis=1)]
-    return float(np.mean([b == t for b, t in zip(best, truth)])), named, truth
+    return float(np.mean([b == t for b, t in zip(best, truth, strict=True)])), named, truth
 
 
 @pytest.mark.skipif(not (SHIPPED / "embedding_model.ckpt").is_file(), reason="no ecapa-tiny")
@@ -169,12 +169,15 @@ def test_shipped_embedder_names_held_out_librispeech_speakers():
         "held_out_speakers"
     ]
     clips = {
-        speaker: sorted((SHARED_REAL / "bonafide" / "librispeech").glob(
-            f"{speaker.removeprefix('libri_')}-*.flac"))[:10]
+        speaker: sorted(
+            (SHARED_REAL / "bonafide" / "librispeech").glob(
+                f"{speaker.removeprefix('libri_')}-*.flac"
+            )
+        )[:10]
         for speaker in held_out[:4]
-    }  # fmt: skip
+    }
     assert all(len(c) == 10 for c in clips.values())
     accuracy, named, truth = _identification_accuracy(load_speaker_embedder(), clips, n_enroll=2)
     assert accuracy >= 0.7  # chance is 0.25
-    wrong_names = sum(n is not None and n != t for n, t in zip(named, truth))
+    wrong_names = sum(n is not None and n != t for n, t in zip(named, truth, strict=True))
     assert wrong_names <= len(truth) * 0.3

@@ -2,9 +2,9 @@
 
 ``python -m amongus.recipes.train_speaker_embedding --out runs/ecapa-tiny --max-minutes 25``
 
-**Data** (bonafide speech only, never spoofs): :func:`amongus.recipes.separation_data.discover_speech`
-(the apt-packaged recordings of the corpus recipe and the ``bonafide/`` files of the shared
-real-audio folder: LibriSpeech test-other, LJSpeech). Speaker ids are the corpus recipe's
+**Data** (bonafide speech only, never spoofs):
+:func:`amongus.recipes.separation_data.discover_speech` (the apt-packaged recordings of the
+corpus recipe and the ``bonafide/`` files of the shared real-audio folder: LibriSpeech test-other, LJSpeech). Speaker ids are the corpus recipe's
 (``libri_1688``, ``lj``, ``allison``, ``tux_fr``...). ``--test-speakers`` LibriSpeech speakers
 (seeded) are held out of training entirely and used only for the verification and clustering
 measurements; speakers with fewer than ``--min-utterances`` usable clips are left out.
@@ -109,9 +109,11 @@ def prepare_speaker_data(config: SpeakerTrainingConfig) -> SpeakerData:
     from .training_data import load_all
 
     inventory = discover_speech(
-        config.shared_real, apt=config.apt, max_per_speaker=config.max_per_speaker,
+        config.shared_real,
+        apt=config.apt,
+        max_per_speaker=config.max_per_speaker,
         seed=config.seed,
-    )  # fmt: skip
+    )
     items = load_all(
         inventory.utterances,
         sample_rate=SAMPLE_RATE,
@@ -130,9 +132,10 @@ def prepare_speaker_data(config: SpeakerTrainingConfig) -> SpeakerData:
     if len(test_ids) < 2:
         raise ValueError(f"need at least 2 held-out speakers, found speakers {sorted(by_speaker)}")
     dropped = {
-        s: len(u) for s, u in by_speaker.items()
+        s: len(u)
+        for s, u in by_speaker.items()
         if s not in test_ids and len(u) < config.min_utterances
-    }  # fmt: skip
+    }
     train = {s: u for s, u in sorted(by_speaker.items()) if s not in test_ids and s not in dropped}
     test = {s: by_speaker[s] for s in test_ids}
     if not train:
@@ -141,7 +144,9 @@ def prepare_speaker_data(config: SpeakerTrainingConfig) -> SpeakerData:
         "train_speakers": {s: len(u) for s, u in train.items()},
         "test_speakers": {s: len(u) for s, u in test.items()},
         "dropped_speakers_few_utterances": dropped,
-        "train_minutes": round(sum(a.size for u in train.values() for a in u) / SAMPLE_RATE / 60, 1),
+        "train_minutes": round(
+            sum(a.size for u in train.values() for a in u) / SAMPLE_RATE / 60, 1
+        ),
         "sources": sorted({sources[s] for s in (*train, *test)}),
         "shared_real": inventory.describe()["shared_real"],
     }
@@ -329,10 +334,14 @@ def train_speaker_embedding(config: SpeakerTrainingConfig, *, command: str = "")
     def save_checkpoint() -> None:
         with atomic_path(checkpoint) as temporary:
             torch.save(
-                {**trainee.state(), "step": step, "elapsed": elapsed,
-                 "fingerprint": config.fingerprint()},
+                {
+                    **trainee.state(),
+                    "step": step,
+                    "elapsed": elapsed,
+                    "fingerprint": config.fingerprint(),
+                },
                 temporary,
-            )  # fmt: skip
+            )
 
     log_path = out / "train_log.jsonl"
     started = time.monotonic() - elapsed
@@ -354,8 +363,12 @@ def train_speaker_embedding(config: SpeakerTrainingConfig, *, command: str = "")
         step += 1
         elapsed = time.monotonic() - started
         if step % 50 == 0:
-            entry = {"step": step, "loss": round(float(np.mean(running)), 4),
-                     "lr": learning_rate(step, config), "minutes": round(elapsed / 60, 2)}  # fmt: skip
+            entry = {
+                "step": step,
+                "loss": round(float(np.mean(running)), 4),
+                "lr": learning_rate(step, config),
+                "minutes": round(elapsed / 60, 2),
+            }
             running = []
             logger.info("step %d loss %.3f (%.1f min)", step, entry["loss"], elapsed / 60)
             with open(log_path, "a", encoding="utf-8") as log:
@@ -369,8 +382,13 @@ def train_speaker_embedding(config: SpeakerTrainingConfig, *, command: str = "")
 
     trainee.model.eval()
     folder = out / "model"
-    save_ecapa_folder(folder, trainee.model, trainee.architecture,
-                      classifier=trainee.classifier, labels=maker.labels())  # fmt: skip
+    save_ecapa_folder(
+        folder,
+        trainee.model,
+        trainee.architecture,
+        classifier=trainee.classifier,
+        labels=maker.labels(),
+    )
     evaluation = evaluate_embedder(EcapaEmbedder(folder), data.test, seed=config.seed)
     # the mean embedding of training speech, stored like the published mean_var_norm_emb
     mean_rows = [maker._utterance(s, 1.0, rng) for s in maker.speakers for _ in range(8)]
@@ -379,14 +397,26 @@ def train_speaker_embedding(config: SpeakerTrainingConfig, *, command: str = "")
         "threshold": round(evaluation["verification_utterances"]["threshold"], 4),
         "threshold_rule": "equal-error-rate point of held-out whole-utterance trials",
         "evaluation": evaluation,
-        "training": {"steps": step, "minutes": round(elapsed / 60, 1), "stopped_by": stop,
-                     "classes": len(maker.classes), "command": command,
-                     "config": asdict(config), "data": data.describe},  # fmt: skip
+        "training": {
+            "steps": step,
+            "minutes": round(elapsed / 60, 1),
+            "stopped_by": stop,
+            "classes": len(maker.classes),
+            "command": command,
+            "config": asdict(config),
+            "data": data.describe,
+        },
     }
-    save_ecapa_folder(folder, trainee.model, trainee.architecture,
-                      classifier=trainee.classifier, labels=maker.labels(),
-                      embedding_mean=embedded.mean(dim=0), embedding_count=len(mean_rows),
-                      verification=verification)  # fmt: skip
+    save_ecapa_folder(
+        folder,
+        trainee.model,
+        trainee.architecture,
+        classifier=trainee.classifier,
+        labels=maker.labels(),
+        embedding_mean=embedded.mean(dim=0),
+        embedding_count=len(mean_rows),
+        verification=verification,
+    )
     atomic_write_text(out / "metrics.json", json.dumps(verification, indent=2) + "\n")
     logger.info("held-out evaluation: %s", json.dumps(evaluation))
     return verification
@@ -400,14 +430,20 @@ def build_parser() -> argparse.ArgumentParser:
         "on the real read speech found on this machine; resumable.",
     )
     parser.add_argument("--out", default=defaults.out, help="run folder (model in <out>/model)")
-    parser.add_argument("--shared-real", default=defaults.shared_real,
-                        help="shared real-audio folder, 'auto' or 'none'")  # fmt: skip
+    parser.add_argument(
+        "--shared-real",
+        default=defaults.shared_real,
+        help="shared real-audio folder, 'auto' or 'none'",
+    )
     parser.add_argument("--no-apt", action="store_true", help="leave out the apt recordings")
     parser.add_argument("--test-speakers", type=int, default=defaults.test_speakers)
     parser.add_argument("--min-utterances", type=int, default=defaults.min_utterances)
     parser.add_argument("--max-per-speaker", type=int, default=defaults.max_per_speaker)
-    parser.add_argument("--speeds", default=",".join(f"{s:g}" for s in defaults.speeds),
-                        help="comma-separated speed factors, each a class per speaker")  # fmt: skip
+    parser.add_argument(
+        "--speeds",
+        default=",".join(f"{s:g}" for s in defaults.speeds),
+        help="comma-separated speed factors, each a class per speaker",
+    )
     parser.add_argument("--crop-seconds", type=float, default=defaults.crop_seconds)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--steps", type=int, default=defaults.steps)
@@ -416,8 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint-minutes", type=float, default=defaults.checkpoint_minutes)
     parser.add_argument("--threads", type=int, default=defaults.threads)
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--channels", default=None,
-                        help="ECAPA channels, e.g. 128,128,128,128,384 (default: tiny)")  # fmt: skip
+    parser.add_argument(
+        "--channels", default=None, help="ECAPA channels, e.g. 128,128,128,128,384 (default: tiny)"
+    )
     parser.add_argument("--lin-neurons", type=int, default=None, help="embedding size")
     return parser
 
@@ -432,13 +469,23 @@ def config_from_args(args: argparse.Namespace) -> SpeakerTrainingConfig:
     if not speeds or any(s <= 0 for s in speeds):
         raise SystemExit(f"--speeds {args.speeds}: expected positive factors such as 0.9,1,1.1")
     return SpeakerTrainingConfig(
-        out=args.out, shared_real=args.shared_real, apt=not args.no_apt,
-        test_speakers=args.test_speakers, min_utterances=args.min_utterances,
-        max_per_speaker=args.max_per_speaker, speeds=speeds, crop_seconds=args.crop_seconds,
-        batch_size=args.batch_size, steps=args.steps, lr=args.lr, max_minutes=args.max_minutes,
-        checkpoint_minutes=args.checkpoint_minutes, threads=args.threads, seed=args.seed,
+        out=args.out,
+        shared_real=args.shared_real,
+        apt=not args.no_apt,
+        test_speakers=args.test_speakers,
+        min_utterances=args.min_utterances,
+        max_per_speaker=args.max_per_speaker,
+        speeds=speeds,
+        crop_seconds=args.crop_seconds,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        lr=args.lr,
+        max_minutes=args.max_minutes,
+        checkpoint_minutes=args.checkpoint_minutes,
+        threads=args.threads,
+        seed=args.seed,
         architecture=architecture,
-    )  # fmt: skip
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -449,9 +496,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         config, command=command_line("amongus.recipes.train_speaker_embedding", argv)
     )
     evaluation = metrics["evaluation"]
-    logger.info("result: %s", json.dumps({"eer": evaluation["verification_utterances"]["eer"],
-                      "threshold": metrics["threshold"],
-                      "clustering": evaluation["clustering_3s_segments"]}))  # fmt: skip
+    logger.info(
+        "result: %s",
+        json.dumps(
+            {
+                "eer": evaluation["verification_utterances"]["eer"],
+                "threshold": metrics["threshold"],
+                "clustering": evaluation["clustering_3s_segments"],
+            }
+        ),
+    )
     return 0
 
 

@@ -87,8 +87,9 @@ class SpeakerEmbedder:
         if isinstance(waveforms, Sequence) and not isinstance(waveforms, str | bytes):
             if len(waveforms) == 0:
                 raise ValueError("no waveforms to embed")
-            rows = [self._as_batch(item, int(rate), first_index=i) for i, item in
-                    enumerate(waveforms)]  # fmt: skip
+            rows = [
+                self._as_batch(item, int(rate), first_index=i) for i, item in enumerate(waveforms)
+            ]
             if any(row.shape[0] != 1 for row in rows):
                 raise ValueError("a sequence of waveforms must hold [T] arrays")
             return torch.cat([self._run(row) for row in rows])

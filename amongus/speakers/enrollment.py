@@ -72,7 +72,8 @@ class Enrollment:
         if found.ndim != 2 or found.shape[1] != enrolled.shape[1]:
             raise ValueError(
                 f"expected embeddings of shape [N, {enrolled.shape[1]}], got "
-                f"{tuple(found.shape)} (were they made by {self.embedder_identity or 'the same model'}?)"
+                f"{tuple(found.shape)} (were they made by "
+                f"{self.embedder_identity or 'the same model'}?)"
             )
         if not torch.isfinite(found).all():
             raise ValueError("embeddings hold NaN or infinite values")

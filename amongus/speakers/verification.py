@@ -129,7 +129,9 @@ def clustering_accuracy(
             group = rng.choice(len(eligible), size=k, replace=False)
             rows, truth = [], []
             for g in group:
-                chosen = rng.choice(by_speaker[eligible[g]], size=segments_per_speaker, replace=False)
+                chosen = rng.choice(
+                    by_speaker[eligible[g]], size=segments_per_speaker, replace=False
+                )
                 rows.extend(int(c) for c in chosen)
                 truth.extend([eligible[g]] * segments_per_speaker)
             subset = embeddings[rows]
