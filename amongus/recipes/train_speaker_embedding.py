@@ -7,7 +7,8 @@
 corpus recipe and the ``bonafide/`` files of the shared real-audio folder: LibriSpeech
 test-other, LJSpeech). Speaker ids are the corpus recipe's (``libri_1688``, ``lj``,
 ``allison``, ``tux_fr``...). ``--test-speakers`` LibriSpeech speakers (seeded) are held out of
-training entirely and used only for the verification and clustering measurements; speakers with fewer than ``--min-utterances`` usable clips are left out.
+training entirely and used only for the verification and clustering measurements; speakers
+with fewer than ``--min-utterances`` usable clips are left out.
 
 **Classes**: every training speaker at every speed of ``--speeds`` is its own class (speed
 perturbation changes pitch and formants, so a perturbed speaker counts as a new one: the trick of
