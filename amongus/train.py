@@ -148,12 +148,15 @@ def main(argv: list[str] | None = None) -> int:
 
         # a full disk or read-only folder stops the run now, not at its first checkpoint
         check_writable(config.output_dir)
-        check_writable(config.resolved_cache_dir)
+        if not config.joint:  # joint training separates every batch anew: no cache
+            check_writable(config.resolved_cache_dir)
         trainer = Trainer(config)
         # one run per output folder (the main process holds the lock; kill -9 releases it)
         owner = FolderLock(config.output_dir) if trainer.accelerator.is_main_process else None
         with owner or contextlib.nullcontext():
             if args.prepare_only:
+                if config.joint:
+                    raise ValueError("--prepare-only: joint training (--joint) uses no stream cache")
                 entries = trainer.prepare_cache()
                 print(
                     f"{trainer.fill_report}; {len(entries)} mixtures in {trainer.cache.directory}"

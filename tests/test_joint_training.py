@@ -301,3 +301,16 @@ def test_unusable_mixtures_are_skipped_and_counted(models, toy, tmp_path):
     reasons = report["skipped_reasons"]["train"]
     assert sum(reasons.values()) == 2 and "reference_source" in reasons, reasons
     assert result.data_report["skipped"][0]["id"] == records[0]["mixture_id"]
+
+
+def test_cli_refuses_prepare_only_in_joint_mode(models, toy, tmp_path, capsys):
+    from amongus.train import main
+
+    code = main([
+        "--train-mixtures", toy["train_mixtures"], "--classifier", str(models["aasist"]),
+        "--separator", str(models["convtasnet"]), "--output-dir", str(tmp_path / "run"),
+        "--log-with", "none", "--joint", "--prepare-only",
+    ])  # fmt: skip
+    assert code == 2
+    assert "joint" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "stream_cache").exists()  # no cache folder made for nothing
