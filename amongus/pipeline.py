@@ -189,6 +189,13 @@ class Pipeline:
             :func:`amongus.quantization.quantize_classifier`): faster on CPU for transformer
             classifiers, scores change slightly; CPU only (``ValueError`` otherwise). Off by
             default; the classifier identity in reports then ends in ``|int8-dynamic``.
+        batched_separation: separate the mixtures of a batch in one model call (``True``) or
+            one at a time (``False``); ``None`` (default): by device, one at a time on the CPU,
+            batched elsewhere. Measured on CPU (docs/scaling.md, ``benchmarks/bench_separate.py``):
+            batching equal-length mixtures was slower than separating them one by one, since a
+            CPU forward is already compute-bound at batch 1 and larger batches only add memory
+            traffic. The streams are the same either way (each item is separated as if alone;
+            mixtures of different lengths are always separated in groups of equal length).
     """
 
     def __init__(
@@ -205,6 +212,7 @@ class Pipeline:
         preset: str = "default",
         loader_threads: int = 1,
         quantize: bool = False,
+        batched_separation: bool | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -238,6 +246,9 @@ class Pipeline:
         )
         self.loader_threads = int(loader_threads)
         self.needs_references = _needs_references(self.separator)
+        if batched_separation is None:
+            batched_separation = not self.device.startswith("cpu")
+        self.batched_separation = bool(batched_separation)
 
     @classmethod
     def from_preset(cls, preset: str = "default", **overrides: Any) -> Pipeline:
@@ -379,8 +390,6 @@ class Pipeline:
         """
         import torch
 
-        from .separation.run import separate_at_rate
-
         rate = items[0].rate
         classifier_rate = self.sample_rate
         lengths = [item.audio.shape[0] for item in items]
@@ -402,14 +411,15 @@ class Pipeline:
             references = torch.zeros(len(items), counts.pop(), longest)
             for row, item in enumerate(items):
                 references[row, :, : lengths[row]] = torch.from_numpy(item.references)
-        streams, rates = separate_at_rate(
+        streams, rates = _separate(
             self.separator,
             mixture,
             rate,
             classifier_rate,
-            torch.tensor(lengths),
+            lengths,
             chunk_seconds=self.chunk_seconds,
             references=references,
+            batched=self.batched_separation,
         )
         n_streams = streams.shape[1]
         out_lengths = [math.ceil(length * classifier_rate / rate) for length in lengths]
@@ -784,6 +794,31 @@ def _prefetch(function, entries: Iterable, threads: int, depth: int) -> Iterator
                 yield waiting.popleft().result()
         while waiting:
             yield waiting.popleft().result()
+
+
+def _separate(separator, mixture, rate, out_rate, lengths, *, chunk_seconds, references, batched):
+    """``separate_at_rate`` on the whole ``[B, T]`` batch, or (``batched=False``) on each item
+    cropped to its length, the streams put back in one ``[B, S, T_out]`` tensor, zero past
+    each item's end, as ``separate_at_rate`` returns them for the batch."""
+    import torch
+
+    from .separation.run import separate_at_rate
+
+    if batched or mixture.shape[0] == 1:
+        return separate_at_rate(separator, mixture, rate, out_rate, torch.tensor(lengths),
+                                chunk_seconds=chunk_seconds, references=references)  # fmt: skip
+    out_length = math.ceil(mixture.shape[-1] * out_rate / rate)
+    streams, rates = None, None
+    for row, length in enumerate(lengths):
+        item_references = None if references is None else references[row : row + 1, :, :length]
+        item, rates = separate_at_rate(separator, mixture[row : row + 1, :length], rate,
+                                       out_rate, torch.tensor([length]),
+                                       chunk_seconds=chunk_seconds,
+                                       references=item_references)  # fmt: skip
+        if streams is None:
+            streams = item.new_zeros(mixture.shape[0], item.shape[1], out_length)
+        streams[row, :, : item.shape[-1]] = item[0]
+    return streams, rates
 
 
 def _batches_by_rate(items: Sequence[_Item], batch_size: int) -> Iterator[list[_Item]]:
