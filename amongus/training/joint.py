@@ -61,6 +61,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -461,7 +462,8 @@ def train_joint(trainer):
 
     Raises:
         ValueError: no usable training mixture, a separator without a trainable model, a
-            checkpoint made with other data or batch options.
+            checkpoint made with other data or batch options, a non-finite loss, several
+            processes.
     """
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
@@ -478,6 +480,11 @@ def train_joint(trainer):
 
     config = trainer.config
     output_dir = trainer.output_dir
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ValueError(
+            "TrainerConfig.joint: joint training runs in one process; start it with python, "
+            "not accelerate launch/torchrun"
+        )
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if config.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -717,7 +724,7 @@ def train_joint(trainer):
             set_seed(_step_seed(config.seed, 0, state["micro_step"]))
             output = joint_forward(separator, classifier, model, batch, **forward_options)
             if not torch.isfinite(output.loss):
-                raise FloatingPointError(
+                raise ValueError(
                     f"joint training: non-finite loss at epoch {epoch + 1}, batch {batch_index} "
                     f"(separation {float(output.separation_loss)}, classifier "
                     f"{float(output.classifier_loss)}); lower --separator-lr/--learning-rate"
