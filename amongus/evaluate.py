@@ -8,7 +8,10 @@ Two jobs share one report format (:class:`amongus.results.EvaluationReport`):
 * **single-stream** (``--single``) -- score single-speaker utterances with the classifier only,
   from an ASVspoof 2019 LA root, a real/fake folder tree or an utterance manifest: AUC, EER, ROC
   and DET, EER per spoof system. Several corpora in one run give the cross-dataset table
-  (train on one corpus, test on others).
+  (train on one corpus, test on others);
+* **conversations** -- a conversation manifest (``amongus.mix --mode conversation``) is analysed
+  call by call (:mod:`amongus.conversation.evaluate`): DER, spoof time error, per-speaker EER
+  and spoof-speaker accuracy.
 
 Examples::
 
@@ -318,6 +321,10 @@ def _mixtures(args: argparse.Namespace) -> int:
 
     if len(args.inputs) != 1:
         raise SystemExit("give one mixtures.jsonl (or Mixer output folder) per run")
+    from .conversation.evaluate import is_conversation_manifest, run_from_args
+
+    if is_conversation_manifest(args.inputs[0]):  # simulated calls (amongus.mix --mode conversation)
+        return run_from_args(args)
     pipeline = Pipeline(
         **component_specs(args, preset=args.preset),
         assignment=None if args.assignment == "none" else args.assignment,
