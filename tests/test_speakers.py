@@ -338,3 +338,27 @@ def test_strict_keys_apply_when_trusted_too(tmp_path, published):
 def test_an_instance_is_returned_as_is(published):
     embedder = load_speaker_embedder(published[0])
     assert load_speaker_embedder(embedder) is embedder
+
+
+def test_speechbrain_loads_the_written_folder_to_the_same_embeddings(tmp_path, published):
+    """SpeechBrain's own loader is the oracle of the layout save_ecapa_folder writes."""
+    from speechbrain.inference.speaker import EncoderClassifier
+    from speechbrain.lobes.models.ECAPA_TDNN import Classifier
+
+    folder = save_ecapa_folder(
+        tmp_path / "model",
+        published[1],
+        TINY,
+        classifier=Classifier(12, out_neurons=3),
+        labels=["a", "b", "c"],
+        embedding_mean=torch.zeros(12),
+        embedding_count=1,
+    )
+    reference = EncoderClassifier.from_hparams(
+        source=str(folder),
+        savedir=str(tmp_path / "sb"),
+        overrides={"pretrained_path": str(folder)},
+    )
+    waveforms = 0.1 * torch.randn(2, 16000)
+    expected = torch.nn.functional.normalize(reference.encode_batch(waveforms).squeeze(1), dim=1)
+    torch.testing.assert_close(EcapaEmbedder(folder).embed(waveforms), expected)

@@ -466,8 +466,9 @@ def speaker_card(verification: dict[str, Any], licences: dict[str, str] | None =
 A speaker-embedding model in the layout of SpeechBrain's `speechbrain/spkrec-ecapa-voxceleb`
 (`hyperparams.yaml`, `embedding_model.ckpt`, `mean_var_norm_emb.ckpt`, `classifier.ckpt`,
 `label_encoder.txt`), plus amongus's `verification.json`. Load it with
-`amongus.speakers.load_speaker_embedder()` (it is the default) or SpeechBrain's
-`EncoderClassifier.from_hparams(source=<this folder>)`.
+`amongus.speakers.load_speaker_embedder()` (it is the default) or with SpeechBrain's
+`EncoderClassifier.from_hparams(source=F, overrides={{"pretrained_path": F}})`, `F` this folder
+(the same embeddings, checked).
 
 - Architecture: ECAPA-TDNN (Desplanques et al., Interspeech 2020; SpeechBrain's
   `ECAPA_TDNN`), channels {architecture.channels}, attention {architecture.attention_channels},
