@@ -5,14 +5,16 @@ file, numpy delay/cut/gain/sum/peak, ``soundfile.write``. Both make the same num
 two-speaker mixtures from the same utterances in the same run.
 
     python benchmarks/bench_mix.py [--n-mixtures 400] [--workers N] [--input manifest.jsonl]
-    python benchmarks/bench_mix.py --size real
+    python benchmarks/bench_mix.py --size real [--rounds 3]
 
 Mixing runs no model, so ``--size`` only sets the defaults: ``tiny`` 400 mixtures, ``real`` 2,000
 (a realistic run, still a few minutes on 2 cores). The study's loop is the bare compute here (read,
 numpy, write, nothing else); the real-time factor is wall seconds per second of mixture audio.
 
 Without ``--input`` it uses the bundled demo set when present (amongus.corpora.demo), else
-synthetic 16 kHz utterances written to a temporary folder.
+synthetic 16 kHz utterances written to a temporary folder. ``--rounds N`` repeats both in
+alternation, each round into new folders, and reports the median rates and the median of the
+per-round ratios (load from other jobs then affects both sides alike).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -97,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="default: every core")
     parser.add_argument("--input", type=Path, default=None, help="JSONL utterance manifest")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds (median)")
     args = parser.parse_args(argv)
     if args.n_mixtures is None:
         args.n_mixtures = 2000 if args.size == "real" else 400
@@ -113,19 +117,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"inputs: {len(utterances)} utterances, {origin}")
         print(f"machine: {os.cpu_count()} cores; mixer workers: {workers}")
 
-        started = time.perf_counter()
-        study_loop(utterances, tmp / "study", args.n_mixtures, args.seed)
-        study_rate = args.n_mixtures / (time.perf_counter() - started)
+        study_rates, mixer_rates = [], []
+        for round_index in range(args.rounds):
+            started = time.perf_counter()
+            study_loop(utterances, tmp / f"study{round_index}", args.n_mixtures, args.seed)
+            study_rates.append(args.n_mixtures / (time.perf_counter() - started))
 
-        started = time.perf_counter()
-        Mixer(MixerConfig()).run(
-            utterances, tmp / "amongus", n_mixtures=args.n_mixtures, seed=args.seed,
-            workers=workers, progress=False,
-        )  # fmt: skip
-        mixer_rate = args.n_mixtures / (time.perf_counter() - started)
+            started = time.perf_counter()
+            Mixer(MixerConfig()).run(
+                utterances, tmp / f"amongus{round_index}", n_mixtures=args.n_mixtures,
+                seed=args.seed, workers=workers, progress=False,
+            )  # fmt: skip
+            mixer_rates.append(args.n_mixtures / (time.perf_counter() - started))
+        study_rate, mixer_rate = statistics.median(study_rates), statistics.median(mixer_rates)
+        ratio = statistics.median(m / s for m, s in zip(mixer_rates, study_rates, strict=True))
         produced = sum(
             sf.info(str(path)).duration
-            for path in (tmp / "amongus").rglob("*")
+            for path in (tmp / "amongus0").rglob("*")
             if path.suffix.lower() in (".flac", ".wav")
         ) or float("nan")
 
@@ -143,7 +151,11 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"study loop (librosa.load, numpy, soundfile.write; 1 process): {study_rate:8.1f} mix/s")
     print(f"amongus.mix default preset ({workers} workers):                {mixer_rate:8.1f} mix/s")
-    print(f"ratio: {mixer_rate / study_rate:.2f}x (amongus over the bare loop)")
+    print(
+        f"ratio: {ratio:.2f}x (amongus over the bare loop; median of {args.rounds} round(s): "
+        + ", ".join(f"{m / s:.2f}" for m, s in zip(mixer_rates, study_rates, strict=True))
+        + ")"
+    )
     return 0
 
 

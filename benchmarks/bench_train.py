@@ -30,6 +30,7 @@ Run::
     python benchmarks/bench_train.py                       # prints a table
     python benchmarks/bench_train.py --n-mixtures 32 --epochs 3 --json out.json
     python benchmarks/bench_train.py --size real           # SepFormer + WavLM-base
+    python benchmarks/bench_train.py --size real --classifier aasist   # SepFormer + AASIST
 """
 
 from __future__ import annotations
@@ -57,7 +58,12 @@ def build(work: Path, args) -> tuple[Path, Path, Path]:
         from amongus.testing.benchmarking import real_classifier, real_separator
 
         return manifest, Path(real_classifier(args.classifier)), Path(real_separator(args.separator))
-    classifier = build_tiny_classifier(work / "classifier", hidden_size=args.hidden_size)
+    if args.classifier == "aasist":
+        from amongus.testing.countermeasures import write_tiny_aasist_checkpoint
+
+        classifier = write_tiny_aasist_checkpoint(work / "aasist")
+    else:
+        classifier = build_tiny_classifier(work / "classifier", hidden_size=args.hidden_size)
     if args.separator == "sepformer":
         separator = build_tiny_sepformer(work / "sepformer", sample_rate=8000)
     else:
@@ -109,7 +115,6 @@ def unavoidable_compute(config, epochs: int) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from amongus.classifier import SpoofClassifier
     from amongus.training.data import (
         BucketBatchSampler,
         CachedStreamDataset,
@@ -118,9 +123,9 @@ def unavoidable_compute(config, epochs: int) -> dict:
     )
     from amongus.training.freezing import apply_freezing
     from amongus.training.stream_cache import StreamCache
-    from amongus.training.trainer import read_mixture_manifest
+    from amongus.training.trainer import load_training_classifier, read_mixture_manifest
 
-    classifier = SpoofClassifier.from_pretrained(config.classifier, max_seconds=None)
+    classifier = load_training_classifier(config.classifier)
     from amongus.separation import load_separator
 
     separator = load_separator(config.separator)
@@ -137,7 +142,8 @@ def unavoidable_compute(config, epochs: int) -> dict:
         cache,
         [cache.get(m) for m in mixtures],  # by content: ids may repeat across manifests
         label_to_index=label_to_index_map(classifier.spoof_index, 2),
-        max_samples=None,
+        # as the Trainer: fixed-input families (AASIST) train on their own segment length
+        max_samples=getattr(classifier, "segment_samples", None),
         random_crop=False,
         seed=config.seed,
         require_assignment=True,
@@ -148,6 +154,7 @@ def unavoidable_compute(config, epochs: int) -> dict:
     collate = StreamCollator(classifier.prepare)
     model = classifier.model
     apply_freezing(model, freeze=config.freeze)
+    use_mask = bool(getattr(classifier, "uses_attention_mask", True))
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     times, cpu_times = [], []
@@ -156,9 +163,10 @@ def unavoidable_compute(config, epochs: int) -> dict:
         sampler.set_epoch(epoch + 1)
         started, started_cpu = time.perf_counter(), time.process_time()
         for index, batch in enumerate(batches):
-            logits = model(
-                input_values=batch["input_values"], attention_mask=batch["attention_mask"]
-            ).logits
+            inputs = {"input_values": batch["input_values"]}
+            if use_mask:
+                inputs["attention_mask"] = batch["attention_mask"]
+            logits = model(**inputs).logits
             loss = F.cross_entropy(logits, batch["labels"])
             (loss / 2).backward()
             if index % 2 == 1 or index == len(batches) - 1:
@@ -177,21 +185,24 @@ def study_loop(config, epochs: int) -> dict:
     import torchaudio
 
     from amongus.audio import load_audio
-    from amongus.classifier import SpoofClassifier
     from amongus.labels import label_index
     from amongus.separation import load_separator
-    from amongus.training.trainer import read_mixture_manifest
+    from amongus.training.freezing import apply_freezing
+    from amongus.training.trainer import load_training_classifier, read_mixture_manifest
 
-    classifier = SpoofClassifier.from_pretrained(config.classifier, max_seconds=None)
+    classifier = load_training_classifier(config.classifier)
     separator = load_separator(config.separator)
     mixtures = read_mixture_manifest(config.train_mixtures)
     model = classifier.model
-    model.freeze_feature_encoder()
+    apply_freezing(model, freeze=config.freeze)  # model.freeze_feature_encoder() for WavLM
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-    extractor = classifier.feature_extractor
+    extractor = getattr(classifier, "feature_extractor", None)
     sep_rate = separator.sample_rate or 16000
 
     def features(stream):
+        if extractor is None:  # AASIST-like: the classifier's own input (its segment length)
+            batch = classifier.prepare([stream.numpy()], sample_rate=16000)
+            return {"input_values": batch["input_values"]}
         return extractor(
             stream.numpy(), sampling_rate=16000, return_attention_mask=True, return_tensors="pt"
         )
@@ -260,7 +271,11 @@ def main(argv: list[str] | None = None) -> int:
         help="tiny models, or random-weight models at the published sizes",
     )  # fmt: skip
     parser.add_argument(
-        "--classifier", choices=("wavlm", "wav2vec2"), default="wavlm", help="--size real only"
+        "--classifier",
+        choices=("wavlm", "wav2vec2", "aasist"),
+        default="wavlm",
+        help="WavLM/wav2vec2 (--size real) or AASIST (the published size with --size real, a "
+        "tiny one otherwise)",
     )
     parser.add_argument("--n-mixtures", type=int, default=None, help="16; real: 8")
     parser.add_argument("--source-seconds", type=float, default=2.0)
