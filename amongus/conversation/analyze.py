@@ -64,6 +64,8 @@ class AnalysisSettings:
             length); ``None``: the whole window.
         continuity_weight, min_correlation: stream continuity (:mod:`.tracking`).
         batch_windows: windows separated together (default: the pipeline's ``batch_size``).
+        classifier_batch: streams per classifier forward, unless the pipeline sets
+            ``classifier_batch_size`` (AASIST holds about 250 MB per 4 s stream on CPU).
         speech: the speech detector's thresholds (:class:`SpeechSettings`).
     """
 
@@ -75,6 +77,7 @@ class AnalysisSettings:
     continuity_weight: float = 0.3
     min_correlation: float = 0.5
     batch_windows: int | None = None
+    classifier_batch: int = 4
     speech: SpeechSettings = field(default_factory=SpeechSettings)
 
 
@@ -249,7 +252,7 @@ class _Analysis:
             scores = self.pipeline.classifier.score(
                 flat,
                 sample_rate=self.out_rate,
-                batch_size=self.pipeline.classifier_batch_size or len(flat),
+                batch_size=self.pipeline.classifier_batch_size or self.settings.classifier_batch,
             )
             probability = np.asarray(scores.spoof_probability, dtype=np.float64)
             if not np.all(np.isfinite(probability)):
