@@ -145,6 +145,16 @@ def test_two_streams_of_one_window_are_never_merged_by_the_threshold():
     assert labels.tolist() == [0, 0]
 
 
+def test_cannot_link_is_not_diluted_in_large_clusters():
+    # 10 windows, each with two streams of voices the embedder cannot tell apart: merging
+    # clusters pairwise, average linkage must still never put two streams of a window together
+    rng = np.random.default_rng(0)
+    embeddings = np.ones((20, 4)) + 0.01 * rng.standard_normal((20, 4))
+    windows = np.concatenate([np.arange(10), np.arange(10)])
+    labels = cluster_streams(embeddings, windows, distance_threshold=0.5)
+    assert all(labels[i] != labels[i + 10] for i in range(10))
+
+
 def test_continuity_breaks_a_tie_between_ambiguous_embeddings():
     # streams 0 and 1 (window 0) and 2 (window 1): stream 2's embedding is half-way between,
     # slightly closer to stream 1, but its signal continues stream 0 on the overlap.

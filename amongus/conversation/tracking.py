@@ -10,8 +10,11 @@ embedding, and the embeddings are clustered by scikit-learn's ``AgglomerativeClu
 (average linkage, cosine distance):
 
 * two streams of the same window are two different people (the separator split them): their
-  distance is set to :data:`CANNOT_LINK`, far above any cosine distance, so average linkage
-  does not merge them unless ``n_speakers`` forces it;
+  distance is set to :data:`CANNOT_LINK`. Average linkage merges two clusters at the mean of
+  their pairwise distances, so a penalty of the order of a cosine distance would be diluted in
+  large clusters (two speakers who share a few windows out of hundreds would merge); 1000 keeps
+  the mean above any threshold while a tenth of a percent of the pairs conflict, so clusters
+  that share windows do not merge unless ``n_speakers`` forces it;
 * **stream continuity** breaks ties: consecutive windows overlap, and on the overlap the same
   speaker's two streams are nearly the same signal. Streams whose overlap correlation is above
   ``min_correlation`` (paired one-to-one by the Hungarian algorithm) have their distance
@@ -28,7 +31,7 @@ import numpy as np
 __all__ = ["CANNOT_LINK", "cluster_streams", "continuity_links"]
 
 #: Distance between two streams of the same window (cosine distances lie in [0, 2]).
-CANNOT_LINK = 4.0
+CANNOT_LINK = 1000.0
 
 
 def continuity_links(
