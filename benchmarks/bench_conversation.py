@@ -14,6 +14,7 @@ Run::
 
     python benchmarks/bench_conversation.py --minutes 1 10 30
     python benchmarks/bench_conversation.py --minutes 1 10 --preset oracle --json out.json
+    python benchmarks/bench_conversation.py --minutes 1 10 30 --tiny-classifier --random-embedder
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def child(args: argparse.Namespace) -> int:
     manifest = Path(args.child)
     record = read_conversations(manifest)[0]
     audio = manifest.parent / record.path
-    pipeline = Pipeline.from_preset(args.preset, device=args.device)
+    overrides = {"classifier": args.classifier} if args.classifier else {}
+    pipeline = Pipeline.from_preset(args.preset, device=args.device, **overrides)
     embedder = load_speaker_embedder(args.embedder, device=args.device)
     references = None
     if pipeline.needs_references:
@@ -121,6 +123,13 @@ def main(argv=None) -> int:
     parser.add_argument("--speakers", type=int, default=4)
     parser.add_argument("--embedder", default=None, help="speaker embedder (default: shipped)")
     parser.add_argument("--random-embedder", action="store_true")
+    parser.add_argument("--classifier", default=None, help="instead of the preset's classifier")
+    parser.add_argument(
+        "--tiny-classifier",
+        action="store_true",
+        help="a random-weight tiny AASIST (amongus.testing): the scaling of everything but the "
+        "classifier's cost",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=None, help="keep the calls here")
@@ -135,6 +144,11 @@ def main(argv=None) -> int:
     embedder = args.embedder
     if args.random_embedder:
         embedder = random_embedder(work / "random-ecapa")
+    classifier = args.classifier
+    if args.tiny_classifier:
+        from amongus.testing.countermeasures import write_tiny_aasist_checkpoint
+
+        classifier = str(write_tiny_aasist_checkpoint(work / "tiny-aasist"))
     rows = []
     for minutes in args.minutes:
         manifest = make_call(work / f"call-{minutes:g}min", minutes, args.speakers, args.seed)
@@ -142,6 +156,8 @@ def main(argv=None) -> int:
                    "--device", args.device]  # fmt: skip
         if embedder:
             command += ["--embedder", embedder]
+        if classifier:
+            command += ["--classifier", classifier]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         row = {"minutes": minutes, **json.loads(output.strip().splitlines()[-1])}
         rows.append(row)
