@@ -271,3 +271,21 @@ def test_conversation_command_line_exit_codes_and_errors(call, tmp_path, monkeyp
     assert main([str(audio), "--out", str(out), "--separator", "passthrough", "--classifier",
                  str(classifier), "--quiet", "--no-plot", "--enroll", "bad"]) == 2  # fmt: skip
     assert "NAME=CLIP" in capsys.readouterr().err
+
+
+def test_an_8khz_stereo_recording_is_analysed_at_the_classifiers_rate(call, tmp_path):
+    from scipy.signal import resample_poly
+
+    _, _, audio, references = call
+    samples, _ = sf.read(audio, dtype="float32")
+    narrow = resample_poly(samples, 1, 2).astype(np.float32)
+    path = tmp_path / "call-8k.wav"
+    sf.write(path, np.stack([narrow, narrow], axis=1), 8000, subtype="FLOAT")
+    refs = resample_poly(references, 1, 2, axis=1)[:, : narrow.size]
+    spy = SpyOracle()
+    pipeline = Pipeline(separator=spy, classifier=ToneClassifier())
+    result = pipeline.analyze(path, embedder=BandEmbedder(), references=refs, progress=False)
+    assert result.sample_rate == 8000 and result.settings["classifier_rate"] == RATE
+    assert spy.longest <= round(WINDOW * 8000)
+    assert sorted(s.verdict for s in result.speakers) == ["bonafide", "bonafide", "spoof"]
+    assert result.timeline[-1].end <= result.duration + 1e-6
