@@ -106,6 +106,11 @@ def test_joint_mode_trains_the_separator_and_saves_it_loadable(models, joint_run
         for key in ("train_separation_loss", "train_classifier_loss", "val_si_sdri", "val_loss"):
             assert row[key] is not None and np.isfinite(row[key]), key
     assert "val_eer" in rows[-1]
+    from amongus.training.history import read_history_csv
+
+    written = read_history_csv(out / "history.csv")  # the joint columns reach the file too
+    for key in ("val_si_sdri", "train_separation_loss"):
+        assert [row[key] for row in written] == pytest.approx([row[key] for row in rows]), key
 
 
 def test_without_joint_the_separator_does_not_change(models, toy, tmp_path):

@@ -43,12 +43,19 @@ def _cell(value: Any) -> str:
 
 
 def write_history_csv(path: str | os.PathLike, rows: list[dict[str, Any]]) -> Path:
-    """Write the epoch rows (dicts with :data:`HISTORY_COLUMNS` keys) as CSV, atomically."""
+    """Write the epoch rows (dicts with :data:`HISTORY_COLUMNS` keys) as CSV, atomically.
+
+    Keys of the rows beyond :data:`HISTORY_COLUMNS` (joint training's ``val_si_sdri``...) follow
+    them, in the order they first appear.
+    """
+    columns = list(HISTORY_COLUMNS)
+    for row in rows:
+        columns += [key for key in row if key not in columns]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(HISTORY_COLUMNS)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row.get(column)) for column in HISTORY_COLUMNS])
+        writer.writerow([_cell(row.get(column)) for column in columns])
     return atomic_write_text(path, buffer.getvalue())
 
 
