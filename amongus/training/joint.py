@@ -17,8 +17,8 @@
   label-permutation loss instead (:mod:`amongus.training.losses`).
 * **Streams**: the separator's raw output, reordered by PIT, rescaled by the separator's output
   scale (``apply_output_scale``, the pipeline's policy, differentiable), resampled to the
-  classifier's rate with ``torchaudio.functional.resample`` (differentiable: an 8 kHz SepFormer
-  learns from a 16 kHz classifier), then made into the classifier's input in torch (the
+  classifier's rate by :func:`amongus.audio.resample` (torchaudio's ``Resample`` on tensors,
+  differentiable: an 8 kHz SepFormer learns from a 16 kHz classifier), then made into the classifier's input in torch (the
   fixed-input families' repeat-fill and crop; the Hugging Face feature extractor's per-stream
   normalisation) so the gradient reaches the separator.
 
@@ -417,6 +417,7 @@ def joint_forward(
     """
     from asteroid.losses import PITLossWrapper, pairwise_neg_sisdr
 
+    from ..audio import resample
     from ..separation.scale import apply_output_scale
     from .losses import assigned_loss, permutation_loss
 
@@ -430,10 +431,8 @@ def joint_forward(
     streams = apply_output_scale(ordered, mixture, separator.output_scale)
     n_batch, n_src, n_samples = streams.shape
     flat = streams.reshape(n_batch * n_src, n_samples)
-    if separator.sample_rate != classifier.sample_rate:
-        import torchaudio.functional as AF
-
-        flat = AF.resample(flat, separator.sample_rate, classifier.sample_rate)
+    # amongus.audio.resample on a tensor is torchaudio's Resample: differentiable
+    flat = resample(flat, separator.sample_rate, classifier.sample_rate)
     inputs = classifier_inputs(classifier, flat)
     accept_graph_inputs(model)
     model_device = next(model.parameters()).device
