@@ -22,7 +22,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Path]:
     from amongus.testing.classifiers import build_tiny_classifier
-    from amongus.testing.countermeasures import write_tiny_aasist_checkpoint
+    from amongus.testing.countermeasures import (
+        write_tiny_aasist_checkpoint,
+        write_tiny_ssl_w2v_checkpoint,
+    )
     from amongus.testing.separators import build_tiny_convtasnet, build_tiny_sepformer
 
     root = tmp_path_factory.mktemp("joint-models")
@@ -31,6 +34,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
         "sepformer": build_tiny_sepformer(root / "sepformer", sample_rate=8000),
         "aasist": write_tiny_aasist_checkpoint(root / "aasist", layout="clovaai"),
         "hf": build_tiny_classifier(root / "hf", hidden_size=16, num_hidden_layers=2),
+        "ssl_w2v": write_tiny_ssl_w2v_checkpoint(root / "ssl" / "LA_model.pth", write_config=True),
     }
 
 
@@ -198,7 +202,20 @@ def test_loss_is_the_weighted_sum_of_its_parts(models, toy):
     assert any(float(p.grad.abs().max()) > 0 for p in separator.module.parameters())
 
 
-@pytest.mark.parametrize("family", ["aasist", "hf"])
+@pytest.mark.parametrize("family", ["aasist", "hf", "ssl_w2v"])
+def test_every_family_passes_its_loss_back_to_the_separator(models, toy, family):
+    from amongus.training.joint import joint_forward
+
+    separator, clf, batch = _batch_and_models(models, toy, classifier=family)
+    output = joint_forward(
+        separator, clf, clf.model, batch, separation_weight=0.0, classifier_weight=1.0
+    )
+    assert torch.isfinite(output.loss)
+    output.loss.backward()
+    assert any(float(p.grad.abs().max()) > 0 for p in separator.module.parameters())
+
+
+@pytest.mark.parametrize("family", ["aasist", "hf", "ssl_w2v"])
 def test_differentiable_classifier_input_equals_prepare(models, toy, family):
     from amongus.training.joint import classifier_inputs
     from amongus.training.trainer import load_training_classifier
