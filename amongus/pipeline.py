@@ -189,13 +189,17 @@ class Pipeline:
             :func:`amongus.quantization.quantize_classifier`): faster on CPU for transformer
             classifiers, scores change slightly; CPU only (``ValueError`` otherwise). Off by
             default; the classifier identity in reports then ends in ``|int8-dynamic``.
-        batched_separation: separate the mixtures of a batch in one model call (``True``) or
-            one at a time (``False``); ``None`` (default): by device, one at a time on the CPU,
-            batched elsewhere. Measured on CPU (docs/scaling.md, ``benchmarks/bench_separate.py``):
-            batching equal-length mixtures was slower than separating them one by one, since a
-            CPU forward is already compute-bound at batch 1 and larger batches only add memory
-            traffic. The streams are the same either way (each item is separated as if alone;
-            mixtures of different lengths are always separated in groups of equal length).
+        batched: run the models on a whole batch of mixtures at once (``True``: one separator
+            call, one classifier call for all their streams) or one mixture at a time
+            (``False``: its separation, then its streams); ``None`` (default): by device, one
+            at a time on the CPU, batched elsewhere. Measured on CPU (docs/scaling.md,
+            ``benchmarks/bench_separate.py``): batching equal-length mixtures was slower than
+            separating them one by one (a CPU forward is already compute-bound at batch 1),
+            and batching streams of different lengths pads them. One at a time, a mixture's
+            results do not depend on its batch-mates, bit for bit, so a sharded evaluation
+            equals an unsharded one exactly; batched, they agree to float precision (each
+            item is separated as if alone; mixtures of different lengths are always separated
+            in groups of equal length).
         mixed_precision: ``None`` / ``"no"`` (default: float32), ``"bf16"`` or ``"fp16"``: run
             the separator and classifier forwards under ``torch.autocast`` with that dtype
             (fp16 on CUDA only; bf16 on CPU or CUDA). Streams and scores are returned in
@@ -218,7 +222,7 @@ class Pipeline:
         preset: str = "default",
         loader_threads: int = 1,
         quantize: bool = False,
-        batched_separation: bool | None = None,
+        batched: bool | None = None,
         mixed_precision: str | None = None,
     ):
         if batch_size < 1:
@@ -254,9 +258,7 @@ class Pipeline:
         )
         self.loader_threads = int(loader_threads)
         self.needs_references = _needs_references(self.separator)
-        if batched_separation is None:
-            batched_separation = not self.device.startswith("cpu")
-        self.batched_separation = bool(batched_separation)
+        self.batched = not self.device.startswith("cpu") if batched is None else bool(batched)
 
     @classmethod
     def from_preset(cls, preset: str = "default", **overrides: Any) -> Pipeline:
@@ -428,7 +430,7 @@ class Pipeline:
                 lengths,
                 chunk_seconds=self.chunk_seconds,
                 references=references,
-                batched=self.batched_separation,
+                batched=self.batched,
             )
         streams = streams.float()  # autocast may hand back bf16/fp16 streams
         n_streams = streams.shape[1]
@@ -436,12 +438,25 @@ class Pipeline:
         flat = streams.reshape(len(items) * n_streams, streams.shape[-1])
         flat_lengths = [length for length in out_lengths for _ in range(n_streams)]
         with autocast(self.device, self.mixed_precision):
-            scores = self.classifier.score(
-                flat,
-                sample_rate=classifier_rate,
-                lengths=flat_lengths,
-                batch_size=self.classifier_batch_size or len(items) * n_streams,
-            )
+            if self.batched:
+                scores = self.classifier.score(
+                    flat,
+                    sample_rate=classifier_rate,
+                    lengths=flat_lengths,
+                    batch_size=self.classifier_batch_size or len(items) * n_streams,
+                )
+                probability, cm_score = scores.spoof_probability, scores.cm_score
+            else:  # each mixture's streams alone: no padding, no dependence on batch-mates
+                parts = [
+                    self.classifier.score(
+                        flat[row * n_streams : (row + 1) * n_streams, :length],
+                        sample_rate=classifier_rate,
+                        batch_size=self.classifier_batch_size or n_streams,
+                    )
+                    for row, length in enumerate(out_lengths)
+                ]
+                probability = np.concatenate([np.asarray(p.spoof_probability) for p in parts])
+                cm_score = np.concatenate([np.asarray(p.cm_score) for p in parts])
         used_rates = {
             "mixture": rate,
             "separator": rates.get("separator_rate", rate),
@@ -455,8 +470,8 @@ class Pipeline:
                 self._result(
                     item,
                     item_streams,
-                    np.asarray(scores.spoof_probability[span]),
-                    np.asarray(scores.cm_score[span]),
+                    np.asarray(probability[span]),
+                    np.asarray(cm_score[span]),
                     used_rates,
                 )
             )

@@ -54,16 +54,16 @@ def test_cpu_default_separates_one_mixture_per_call(models):
     separator, classifier = models
     pipeline = Pipeline(separator=separator, classifier=classifier, batch_size=3,
                         assignment=None)  # fmt: skip
-    assert pipeline.batched_separation is False
+    assert pipeline.batched is False
     calls = _count_model_calls(pipeline)
     pipeline(np.stack(_mixtures(3, 1.0)), sample_rate=RATE)
     assert calls == [1, 1, 1]
 
 
-def test_batched_separation_is_one_call_for_equal_lengths(models):
+def test_batched_is_one_separator_call_for_equal_lengths(models):
     separator, classifier = models
     pipeline = Pipeline(separator=separator, classifier=classifier, batch_size=3,
-                        assignment=None, batched_separation=True)  # fmt: skip
+                        assignment=None, batched=True)  # fmt: skip
     calls = _count_model_calls(pipeline)
     pipeline(np.stack(_mixtures(3, 1.0)), sample_rate=RATE)
     assert calls == [3]
@@ -76,7 +76,7 @@ def test_per_item_and_batched_results_are_equal(models, equal):
     results = {}
     for batched in (True, False):
         pipeline = Pipeline(separator=separator, classifier=classifier, batch_size=3,
-                            assignment=None, batched_separation=batched)  # fmt: skip
+                            assignment=None, batched=batched)  # fmt: skip
         results[batched] = pipeline(list(mixtures), sample_rate=RATE)
     for batched, single in zip(results[True], results[False], strict=True):
         assert batched.streams.shape == single.streams.shape
@@ -96,9 +96,24 @@ def test_an_accelerator_device_defaults_to_batches(models, monkeypatch):
     monkeypatch.setattr(pipeline_module, "load_classifier", lambda spec, device: _Stub())
     pipeline = Pipeline(separator=object(), classifier=None, device="cuda:0",
                         assignment=None)  # fmt: skip
-    assert pipeline.batched_separation is True
+    assert pipeline.batched is True
 
 
 class _Stub:
     sample_rate = RATE
     identity = "stub"
+
+
+def test_one_at_a_time_results_do_not_depend_on_batch_mates(models):
+    # the CPU default: a mixture's streams and scores are the same bits whatever it is
+    # batched with (what makes a sharded evaluation equal an unsharded one exactly)
+    separator, classifier = models
+    mixtures = _mixtures(3, 1.0, equal=False)
+    alone = Pipeline(separator=separator, classifier=classifier, batch_size=1, assignment=None)
+    together = Pipeline(separator=separator, classifier=classifier, batch_size=3,
+                        assignment=None)  # fmt: skip
+    for one, many in zip(alone(list(mixtures), sample_rate=RATE),
+                         together(list(mixtures), sample_rate=RATE), strict=True):  # fmt: skip
+        assert np.array_equal(one.streams, many.streams)
+        assert np.array_equal(one.spoof_probability, many.spoof_probability)
+        assert np.array_equal(one.cm_score, many.cm_score)

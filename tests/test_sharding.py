@@ -137,7 +137,8 @@ def _comparable(report_json: Path) -> dict:
     return data
 
 
-def test_shard_reports_merge_to_the_single_run(tiny_setup):
+@pytest.mark.parametrize("count", [3, 11])  # 11 > 9 entries: some shards are empty
+def test_shard_reports_merge_to_the_single_run(tiny_setup, count):
     from amongus.pipeline import Pipeline
 
     pipeline = Pipeline(
@@ -147,8 +148,8 @@ def test_shard_reports_merge_to_the_single_run(tiny_setup):
     )
     whole = pipeline.evaluate(tiny_setup["manifest"], progress=False)
     parts = [
-        pipeline.evaluate(tiny_setup["manifest"], progress=False, shard=(index, 3))
-        for index in range(3)
+        pipeline.evaluate(tiny_setup["manifest"], progress=False, shard=(index, count))
+        for index in range(count)
     ]
     assert sum(part.n_inputs for part in parts) == whole.n_inputs == 9
     merged = merge_reports(parts, elapsed_seconds=whole.elapsed_seconds)
