@@ -362,3 +362,16 @@ def test_speechbrain_loads_the_written_folder_to_the_same_embeddings(tmp_path, p
     waveforms = 0.1 * torch.randn(2, 16000)
     expected = torch.nn.functional.normalize(reference.encode_batch(waveforms).squeeze(1), dim=1)
     torch.testing.assert_close(EcapaEmbedder(folder).embed(waveforms), expected)
+
+
+def test_shipped_default_loads_untrusted_with_its_threshold():
+    from amongus.speakers.ecapa import ECAPA_FILES, shipped_folder
+
+    folder = shipped_folder()
+    assert all((folder / name).is_file() for name in ECAPA_FILES)
+    embedder = load_speaker_embedder()
+    assert embedder.identity.startswith("ecapa:ecapa-tiny:")
+    assert embedder.identity == load_speaker_embedder("ecapa-tiny").identity
+    assert (embedder.sample_rate, embedder.embedding_dim) == (16000, 128)
+    assert 0.0 < embedder.verification_threshold < 1.0
+    assert sum(path.stat().st_size for path in folder.iterdir()) < 5e6

@@ -156,7 +156,7 @@ def test_shipped_embedder_names_demo_voices():
     clips = _demo_bonafide("dev")
     assert len(clips) == 4 and all(len(c) == 4 for c in clips.values())
     accuracy, _, _ = _identification_accuracy(embedder, clips, n_enroll=1)
-    assert accuracy >= 0.75  # chance is 0.25
+    assert accuracy >= 0.9  # chance is 0.25; measured 1.0
 
 
 @pytest.mark.skipif(not SHARED_REAL.is_dir(), reason="../shared/data/real absent")
@@ -178,6 +178,6 @@ def test_shipped_embedder_names_held_out_librispeech_speakers():
     }
     assert all(len(c) == 10 for c in clips.values())
     accuracy, named, truth = _identification_accuracy(load_speaker_embedder(), clips, n_enroll=2)
-    assert accuracy >= 0.7  # chance is 0.25
+    assert accuracy >= 0.85  # chance is 0.25; measured 0.97
     wrong_names = sum(n is not None and n != t for n, t in zip(named, truth, strict=True))
-    assert wrong_names <= len(truth) * 0.3
+    assert wrong_names <= len(truth) * 0.1  # measured 1 of 32

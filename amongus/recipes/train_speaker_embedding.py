@@ -122,10 +122,10 @@ def prepare_speaker_data(config: SpeakerTrainingConfig) -> SpeakerData:
         max_seconds=config.max_utterance_seconds,
     )
     by_speaker: dict[str, list[np.ndarray]] = defaultdict(list)
-    sources: dict[str, str] = {}
+    sources: dict[str, set[str]] = defaultdict(set)
     for item in items:
         by_speaker[item.utterance.speaker].append(item.audio)
-        sources[item.utterance.speaker] = item.utterance.source
+        sources[item.utterance.speaker].add(item.utterance.source)
     libri = sorted(s for s in by_speaker if s.startswith(LIBRISPEECH_PREFIX))
     pool = libri if len(libri) >= 2 else sorted(by_speaker)
     rng = random.Random(config.seed)
@@ -148,7 +148,7 @@ def prepare_speaker_data(config: SpeakerTrainingConfig) -> SpeakerData:
         "train_minutes": round(
             sum(a.size for u in train.values() for a in u) / SAMPLE_RATE / 60, 1
         ),
-        "sources": sorted({sources[s] for s in (*train, *test)}),
+        "sources": sorted(set().union(*(sources[s] for s in (*train, *test)))),
         "licences": {u.source: u.licence for u in inventory.utterances},
         "shared_real": inventory.describe()["shared_real"],
     }
