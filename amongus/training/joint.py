@@ -701,7 +701,12 @@ def train_joint(trainer):
 
     fresh = state["epoch"] == 0 and state["batches_done"] == 0 and not history
     if config.validate_first and fresh and val_loader is not None:
-        row = {"epoch": 0, "global_step": 0, **validate(), "learning_rate": config.learning_rate}
+        row = {
+            "epoch": 0,
+            "global_step": 0,
+            **validate(),
+            "learning_rate": scheduler.get_last_lr()[0],
+        }
         history.append(row)
         logger.info("before training: %s", _format_row(row))
         keep_if_best(row)
