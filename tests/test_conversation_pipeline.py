@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from conversation_fixtures import RATE, BandEmbedder, ToneClassifier, make_call
 
 from amongus import Pipeline
@@ -17,6 +18,7 @@ from amongus.conversation import AnalysisSettings, ConversationResult
 from amongus.metrics_conversation import evaluate_conversation
 from amongus.mix.conversation_render import render_speaker
 from amongus.rttm import read_rttm
+from amongus.separation.base import SeparatorBase
 from amongus.separation.oracle import OracleSeparator
 from amongus.validation import InvalidAudioError
 
@@ -289,3 +291,36 @@ def test_an_8khz_stereo_recording_is_analysed_at_the_classifiers_rate(call, tmp_
     assert spy.longest <= round(WINDOW * 8000)
     assert sorted(s.verdict for s in result.speakers) == ["bonafide", "bonafide", "spoof"]
     assert result.timeline[-1].end <= result.duration + 1e-6
+
+
+class SplittingSeparator(SeparatorBase):
+    """What a two-speaker separator does with one voice: spreads it over both streams (here
+    with independent noise, so the streams are not copies of each other)."""
+
+    sample_rate = None
+    n_src = 2
+
+    @property
+    def identity(self):
+        return "splitting"
+
+    def _separate(self, mixture, lengths, references):
+        generator = torch.Generator().manual_seed(int(mixture.shape[-1]))
+        noise = 0.03 * torch.randn((mixture.shape[0], 2, mixture.shape[-1]), generator=generator)
+        return torch.stack([0.8 * mixture, 0.6 * mixture], dim=1) + noise
+
+
+def test_one_voice_split_by_the_separator_is_one_speaker(tmp_path):
+    from conversation_fixtures import voice
+
+    audio = voice(180.0, 20.0, np.random.default_rng(3))
+    pipeline = Pipeline(separator=SplittingSeparator(), classifier=ToneClassifier())
+    merged = pipeline.analyze(audio, RATE, embedder=BandEmbedder(), progress=False)
+    assert len(merged.speakers) == 1 and merged.overlap == []
+    assert merged.speakers[0].speech_seconds <= 20.0
+    split = pipeline.analyze(
+        audio, RATE, embedder=BandEmbedder(), progress=False,
+        settings=AnalysisSettings(merge_same_speaker=False),
+    )  # fmt: skip
+    assert len(split.speakers) >= 2  # the two halves of the voice, never merged (cannot-link)
+    assert sum(end - start for start, end in split.overlap) > 10.0

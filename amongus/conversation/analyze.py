@@ -64,6 +64,8 @@ class AnalysisSettings:
             length); ``None``: the whole window.
         continuity_weight, min_correlation: stream continuity (:mod:`.tracking`).
         batch_windows: windows separated together (default: the pipeline's ``batch_size``).
+        merge_same_speaker: sum the streams of one window whose embeddings are at least
+            ``1 - distance_threshold`` similar (one voice the separator split in two).
         classifier_batch: streams per classifier forward, unless the pipeline sets
             ``classifier_batch_size`` (AASIST holds about 250 MB per 4 s stream on CPU).
         speech: the speech detector's thresholds (:class:`SpeechSettings`).
@@ -78,6 +80,7 @@ class AnalysisSettings:
     min_correlation: float = 0.5
     batch_windows: int | None = None
     classifier_batch: int = 4
+    merge_same_speaker: bool = True
     speech: SpeechSettings = field(default_factory=SpeechSettings)
 
 
@@ -158,6 +161,7 @@ class _Analysis:
         self.settings = settings
         self.level_db = level_db
         self.out_rate = int(pipeline.sample_rate)
+        self.same_speaker_similarity: float | None = None
         self.observations: list[_Observation] = []
         self.links: list[tuple[int, int, float]] = []
         # the previous window: (window, observation ids, its streams past the next start)
@@ -240,12 +244,61 @@ class _Analysis:
         start = min(max(0, centre - span // 2), length - span)
         return start, start + span
 
-    def _score_and_embed(self, pending, plan) -> None:
+    def _embed(self, stream: np.ndarray, activity: np.ndarray) -> np.ndarray:
+        """The speaker embedding ``[D]`` of a stream's speech frames."""
         import torch
 
+        frame = max(1, round(FRAME_SECONDS * self.out_rate))
+        speech_frames = np.repeat(activity, frame)
+        voiced = stream[: speech_frames.size][speech_frames]
+        with torch.inference_mode():
+            embedding = self.embedder.embed(
+                torch.from_numpy(np.ascontiguousarray(voiced))[None], sample_rate=self.out_rate
+            )
+        if hasattr(embedding, "detach"):
+            embedding = embedding.detach().cpu().numpy()
+        return np.asarray(embedding, dtype=np.float64).reshape(-1)
+
+    def _merge_same_speaker(self, kept, activity, embeddings):
+        """Streams of one window whose embeddings say "same speaker" are one voice that the
+        separator split (a two-speaker separator given one voice spreads it over both
+        streams): they are summed into one stream. Union of all pairs at or above
+        ``same_speaker_similarity``."""
+        similarity = self.same_speaker_similarity
+        n = kept.shape[0]
+        if similarity is None or n < 2:
+            return kept, activity, embeddings
+        unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+        group = list(range(n))
+        for i in range(n):
+            for j in range(i + 1, n):
+                if float(unit[i] @ unit[j]) >= similarity:
+                    old, new = group[j], group[i]
+                    group = [new if g == old else g for g in group]
+        if len(set(group)) == n:
+            return kept, activity, embeddings
+        members = [[k for k in range(n) if group[k] == g] for g in sorted(set(group))]
+        streams = np.stack([kept[m].sum(axis=0) for m in members])
+        active = np.stack([activity[m].any(axis=0) for m in members])
+        merged = np.stack(
+            [
+                self._embed(streams[i], active[i]) if len(m) > 1 else embeddings[m[0]]
+                for i, m in enumerate(members)
+            ]
+        )
+        return streams, active, merged
+
+    def _score_and_embed(self, pending, plan) -> None:
+        prepared = []
+        for window, kept, activity in pending:
+            embeddings = np.zeros((0, 1))
+            if len(kept):
+                embeddings = np.stack([self._embed(kept[k], activity[k]) for k in range(len(kept))])
+                kept, activity, embeddings = self._merge_same_speaker(kept, activity, embeddings)
+            prepared.append((window, kept, activity, embeddings))
         flat = [
             stream[slice(*self._score_span(window, kept.shape[-1]))]
-            for window, kept, _ in pending
+            for window, kept, _, _ in prepared
             for stream in kept
         ]
         if flat:
@@ -261,34 +314,24 @@ class _Analysis:
                     "probabilities"
                 )
         position = 0
-        frame = max(1, round(FRAME_SECONDS * self.out_rate))
-        for window, kept, activity in pending:
+        for window, kept, activity, embeddings in prepared:
             previous = self._previous
             if previous is not None and previous[0].index != window.index - 1:
                 previous = None
             start_s = window.start / self.reader.sample_rate
-            core = (window.core_start / self.reader.sample_rate, window.core_end /
-                    self.reader.sample_rate)
+            core = (
+                window.core_start / self.reader.sample_rate,
+                window.core_end / self.reader.sample_rate,
+            )
             overlapped = _clip(regions(overlap_mask(activity), offset_seconds=start_s), *core)
             ids = []
             for k in range(kept.shape[0]):
-                speech_frames = np.repeat(activity[k], frame)
-                voiced = kept[k][: speech_frames.size][speech_frames]
-                with torch.inference_mode():
-                    embedding = self.embedder.embed(
-                        torch.from_numpy(np.ascontiguousarray(voiced))[None],
-                        sample_rate=self.out_rate,
-                    )
-                embedding = np.asarray(
-                    embedding.detach().cpu().numpy() if hasattr(embedding, "detach") else
-                    embedding, dtype=np.float64,
-                ).reshape(-1)
                 speech = _clip(regions(activity[k], offset_seconds=start_s), *core)
                 ids.append(len(self.observations))
                 self.observations.append(
                     _Observation(
                         window=window.index,
-                        embedding=embedding,
+                        embedding=embeddings[k],
                         score=float(probability[position + k]),
                         speech=speech,
                         overlap=overlapped,
@@ -468,7 +511,12 @@ def analyze_recording(
     plan = window_plan(
         reader.num_samples, reader.sample_rate, settings.window_seconds, settings.hop_seconds
     )
+    threshold = settings.distance_threshold
+    if threshold is None:
+        threshold = default_distance_threshold(embedder)
     analysis = _Analysis(pipeline, reader, references, embedder, settings, level)
+    if settings.merge_same_speaker:
+        analysis.same_speaker_similarity = 1.0 - threshold
     batch = max(1, int(settings.batch_windows or pipeline.batch_size))
     with tqdm(total=len(plan), desc=recording_id, unit="window", disable=not progress) as bar:
         for first in range(0, len(plan), batch):
@@ -476,9 +524,6 @@ def analyze_recording(
             analysis.run_batch(windows, plan)
             bar.update(len(windows))
     observations = analysis.observations
-    threshold = settings.distance_threshold
-    if threshold is None:
-        threshold = default_distance_threshold(embedder)
     labels = cluster_streams(
         np.stack([o.embedding for o in observations]) if observations else np.zeros((0, 1)),
         np.array([o.window for o in observations], dtype=int),
@@ -514,6 +559,7 @@ def analyze_recording(
             "n_speakers": n_speakers,
             "continuity_weight": settings.continuity_weight,
             "score_seconds": settings.score_seconds,
+            "merge_same_speaker": settings.merge_same_speaker,
             "speech_level_dbfs": round(level, 2),
             "classifier_rate": analysis.out_rate,
         },
