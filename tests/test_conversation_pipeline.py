@@ -256,7 +256,7 @@ def test_conversation_command_line_exit_codes_and_errors(call, tmp_path, monkeyp
     from amongus.testing.countermeasures import write_tiny_aasist_checkpoint
 
     monkeypatch.setattr(amongus.speakers, "load_speaker_embedder",
-                        lambda spec=None, device="cpu": BandEmbedder())  # fmt: skip
+                        lambda spec=None, device="cpu", trust_checkpoint=False: BandEmbedder())  # fmt: skip
     _, record, audio, _ = call
     classifier = write_tiny_aasist_checkpoint(tmp_path / "aasist")
     silent = tmp_path / "silent.wav"

@@ -95,7 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             spoof_threshold=args.threshold,
             preset=args.preset,
         )
-        embedder = load_speaker_embedder(args.embedder, device=args.device)
+        embedder = load_speaker_embedder(
+            args.embedder, device=args.device, trust_checkpoint=args.trust_checkpoint
+        )
         clips = _enrollment(args.enroll)
         enrollment = None if clips is None else enroll(embedder, clips)
     except (FileNotFoundError, ValueError, OSError, ImportError) as error:
