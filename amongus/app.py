@@ -5,9 +5,15 @@ set with the library's own :class:`~amongus.mix.Mixer` when the app starts); cho
 a spoof classifier; listen to the separated streams, read each stream's spoof scores and the
 mixture verdict (composition label such as ``SB``, and whether a spoof is present).
 
+The "Long recording" tab takes a long multi-party recording (optionally the number of speakers
+and enrollment clips of known participants), runs :meth:`amongus.Pipeline.analyze` and shows
+the speakers found with their spoof scores and verdicts, the timeline plot, and the JSON and RTTM
+outputs for download (helpers in :mod:`amongus.app_conversation`).
+
 Uploads are checked before anything runs: the extension must be an audio type, the file at most
-``--max-upload-mb`` megabytes, readable by soundfile, and at most ``--max-seconds`` long. A bad
-upload is answered with a :class:`gradio.Error` naming the problem.
+``--max-upload-mb`` megabytes, readable by soundfile, and at most ``--max-seconds`` long (long
+recordings: ``--max-long-upload-mb`` and ``--max-long-seconds``). A bad upload is answered with a
+:class:`gradio.Error` naming the problem.
 
 The app only listens on 127.0.0.1 and never opens a public share link. Gradio is imported when the
 app is built, so the helpers here (upload checks, example mixtures, verdicts) work without it.
@@ -333,6 +339,9 @@ class AppConfig:
     max_seconds: float = DEFAULT_MAX_SECONDS
     separators: list[str] = field(default_factory=list)
     classifiers: list[str] = field(default_factory=list)
+    max_long_upload_mb: float = 200.0  # amongus.app_conversation.DEFAULT_MAX_LONG_UPLOAD_MB
+    max_long_seconds: float = 1800.0  # amongus.app_conversation.DEFAULT_MAX_LONG_SECONDS
+    embedder: str | None = None  # speaker embedder of the long-recording tab (None: ecapa-tiny)
 
 
 def build_app(config: AppConfig | None = None):
@@ -410,61 +419,211 @@ def build_app(config: AppConfig | None = None):
             "bundled example. The separator splits it into one stream per speaker; the spoof "
             "classifier scores each stream. Limits: "
             f"{config.max_upload_mb:g} MB, {config.max_seconds:g} s, "
-            f"{', '.join(AUDIO_EXTENSIONS)}."
+            f"{', '.join(AUDIO_EXTENSIONS)}. The **Long recording** tab takes a whole call "
+            f"(up to {config.max_long_seconds / 60:g} minutes) and says which speaker is a "
+            "deepfake, and when."
         )
-        with gr.Row():
-            with gr.Column():
-                audio_in = gr.Audio(
-                    sources=["upload", "microphone"],
-                    type="filepath",
-                    label="Mixture (upload or record)",
-                    elem_id="mixture",
-                    buttons=["download"],
-                )
-                example_menu = gr.Dropdown(
-                    choices=[example.title for example in examples],
-                    value=None,
-                    label="Or pick a bundled example",
-                    elem_id="example",
-                )
-                separator_menu = gr.Dropdown(
-                    choices=[(c.title, c.spec) for c in separators],
-                    value=separators[0].spec,
-                    label="Separator",
-                    elem_id="separator",
-                )
-                classifier_menu = gr.Dropdown(
-                    choices=[(c.title, c.spec) for c in classifiers],
-                    value=classifiers[0].spec,
-                    label="Spoof classifier",
-                    elem_id="classifier",
-                )
-                run_button = gr.Button("Separate and score", variant="primary", elem_id="run")
-            with gr.Column():
-                verdict = gr.Markdown("No clip analysed yet.", elem_id="verdict")
-                scores = gr.Dataframe(
-                    headers=["stream", "label", "spoof probability", "cm score (higher=bonafide)"],
-                    label="Per-stream scores",
-                    interactive=False,
-                    elem_id="scores",
-                )
-                stream_players = [
-                    gr.Audio(
-                        label=f"Stream {index + 1}",
-                        interactive=False,
-                        visible=False,
+        with gr.Tab("Short clip", id="short"):
+            with gr.Row():
+                with gr.Column():
+                    audio_in = gr.Audio(
+                        sources=["upload", "microphone"],
+                        type="filepath",
+                        label="Mixture (upload or record)",
+                        elem_id="mixture",
                         buttons=["download"],
-                        elem_id=f"stream-{index + 1}",
                     )
-                    for index in range(MAX_STREAMS_SHOWN)
-                ]
-        example_menu.change(load_example, inputs=example_menu, outputs=audio_in)
-        run_button.click(
-            run,
-            inputs=[audio_in, separator_menu, classifier_menu, example_menu],
-            outputs=[verdict, scores, *stream_players],
-        )
+                    example_menu = gr.Dropdown(
+                        choices=[example.title for example in examples],
+                        value=None,
+                        label="Or pick a bundled example",
+                        elem_id="example",
+                    )
+                    separator_menu = gr.Dropdown(
+                        choices=[(c.title, c.spec) for c in separators],
+                        value=separators[0].spec,
+                        label="Separator",
+                        elem_id="separator",
+                    )
+                    classifier_menu = gr.Dropdown(
+                        choices=[(c.title, c.spec) for c in classifiers],
+                        value=classifiers[0].spec,
+                        label="Spoof classifier",
+                        elem_id="classifier",
+                    )
+                    run_button = gr.Button("Separate and score", variant="primary", elem_id="run")
+                with gr.Column():
+                    verdict = gr.Markdown("No clip analysed yet.", elem_id="verdict")
+                    scores = gr.Dataframe(
+                        headers=[
+                            "stream",
+                            "label",
+                            "spoof probability",
+                            "cm score (higher=bonafide)",
+                        ],
+                        label="Per-stream scores",
+                        interactive=False,
+                        elem_id="scores",
+                    )
+                    stream_players = [
+                        gr.Audio(
+                            label=f"Stream {index + 1}",
+                            interactive=False,
+                            visible=False,
+                            buttons=["download"],
+                            elem_id=f"stream-{index + 1}",
+                        )
+                        for index in range(MAX_STREAMS_SHOWN)
+                    ]
+            example_menu.change(load_example, inputs=example_menu, outputs=audio_in)
+            run_button.click(
+                run,
+                inputs=[audio_in, separator_menu, classifier_menu, example_menu],
+                outputs=[verdict, scores, *stream_players],
+            )
+        with gr.Tab("Long recording", id="long"):
+            _long_recording_tab(gr, config, cache, separators, classifiers)
     return blocks, examples
+
+
+def _long_recording_tab(gr, config: AppConfig, cache: PipelineCache, separators, classifiers):
+    """The "Long recording" tab: inputs, outputs and its click handler (inside a gr.Tab)."""
+    from .app_conversation import analyse_long, enrollment_clips, parse_n_speakers
+    from .validation import InvalidAudioError
+
+    long_max_bytes = int(config.max_long_upload_mb * 1024 * 1024)
+    clip_max_bytes = int(config.max_upload_mb * 1024 * 1024)
+    embedders: dict[str, Any] = {}
+    embedder_lock = threading.Lock()
+    out_root = Path(config.cache_dir) / "long-recordings"
+
+    def get_embedder(device: str):
+        with embedder_lock:
+            if device not in embedders:
+                from .speakers import load_speaker_embedder
+
+                logger.info("loading speaker embedder %s", config.embedder or "ecapa-tiny")
+                embedders[device] = load_speaker_embedder(config.embedder, device=device)
+            return embedders[device]
+
+    def run_long(
+        audio_path,
+        n_speakers_value,
+        enroll_files,
+        enroll_names,
+        separator_spec,
+        classifier_spec,
+        progress=gr.Progress(track_tqdm=True),  # noqa: B008 - Gradio's way to ask for progress
+    ):
+        if not audio_path:
+            raise gr.Error("Upload a recording first.")
+        try:
+            upload = check_upload(
+                audio_path, max_bytes=long_max_bytes, max_seconds=config.max_long_seconds
+            )
+            n_speakers = parse_n_speakers(n_speakers_value)
+            paths = [getattr(f, "name", f) for f in (enroll_files or [])]
+            enrollment = enrollment_clips(
+                paths, enroll_names, max_bytes=clip_max_bytes, max_seconds=config.max_seconds
+            )
+        except UploadError as error:
+            raise gr.Error(str(error)) from error
+        progress(0.0, desc="loading models")
+        out_dir = Path(tempfile.mkdtemp(prefix="analysis-", dir=_made(out_root)))
+        try:
+            pipeline = cache.get(separator_spec, classifier_spec)
+            analysis = analyse_long(
+                pipeline,
+                upload.path,
+                out_dir,
+                n_speakers=n_speakers,
+                enrollment=enrollment,
+                embedder=get_embedder(pipeline.device),
+            )
+        except (InvalidAudioError, ValueError) as error:  # a refused recording or clip
+            raise gr.Error(f"{type(error).__name__}: {error}") from error
+        except Exception as error:  # noqa: BLE001 - the page shows any failure as a message
+            logger.exception("long-recording analysis failed")
+            raise gr.Error(f"analysis failed: {type(error).__name__}: {error}") from error
+        summary = analysis.summary_markdown() + (
+            f"\n\nSeparator `{short_name(separator_spec)}`, classifier "
+            f"`{short_name(classifier_spec)}`, speaker embedder "
+            f"`{config.embedder or 'ecapa-tiny'}`."
+        )
+        files = [str(analysis.files[kind]) for kind in ("json", "rttm") if kind in analysis.files]
+        return summary, analysis.speaker_rows(), str(analysis.files["png"]), files
+
+    with gr.Row():
+        with gr.Column(scale=1):
+            audio_in = gr.Audio(
+                sources=["upload"],
+                type="filepath",
+                label="Long recording (upload)",
+                elem_id="long-recording",
+            )
+            n_speakers_in = gr.Number(
+                value=0,
+                precision=0,
+                minimum=0,
+                label="Number of speakers (0 = find out)",
+                elem_id="long-speakers",
+            )
+            enroll_in = gr.File(
+                file_count="multiple",
+                file_types=list(AUDIO_EXTENSIONS),
+                label="Optional: short clean clips of known participants",
+                elem_id="long-enroll",
+            )
+            names_in = gr.Textbox(
+                label="Participant names, one per clip in upload order (blank: file names)",
+                placeholder="alice, bob, carol",
+                elem_id="long-names",
+            )
+            separator_menu = gr.Dropdown(
+                choices=[(c.title, c.spec) for c in separators],
+                value=separators[0].spec,
+                label="Separator",
+                elem_id="long-separator",
+            )
+            classifier_menu = gr.Dropdown(
+                choices=[(c.title, c.spec) for c in classifiers],
+                value=classifiers[0].spec,
+                label="Spoof classifier",
+                elem_id="long-classifier",
+            )
+            run_button = gr.Button("Find the deepfake", variant="primary", elem_id="long-run")
+        with gr.Column(scale=2):
+            summary = gr.Markdown("No recording analysed yet.", elem_id="long-summary")
+            table = gr.Dataframe(
+                headers=[
+                    "speaker",
+                    "participant",
+                    "verdict",
+                    "spoof score (higher=spoof)",
+                    "max segment score",
+                    "speech (s)",
+                    "segments",
+                ],
+                label="Speakers found",
+                interactive=False,
+                elem_id="long-table",
+            )
+            timeline = gr.Image(
+                type="filepath", label="Timeline", interactive=False, elem_id="long-timeline"
+            )
+            downloads = gr.File(
+                label="Outputs (JSON, RTTM)", interactive=False, elem_id="long-files"
+            )
+    run_button.click(
+        run_long,
+        inputs=[audio_in, n_speakers_in, enroll_in, names_in, separator_menu, classifier_menu],
+        outputs=[summary, table, timeline, downloads],
+    )
+
+
+def _made(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def offline_theme():
@@ -533,6 +692,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_SECONDS,
         help=f"longest accepted clip in seconds (default {DEFAULT_MAX_SECONDS:g})",
     )
+    parser.add_argument(
+        "--max-long-upload-mb",
+        type=float,
+        default=AppConfig.max_long_upload_mb,
+        help="largest accepted long recording in MB (default %(default)g)",
+    )
+    parser.add_argument(
+        "--max-long-seconds",
+        type=float,
+        default=AppConfig.max_long_seconds,
+        help="longest accepted long recording in seconds (default %(default)g)",
+    )
+    parser.add_argument(
+        "--embedder",
+        default=None,
+        metavar="NAME_OR_PATH",
+        help="speaker embedder of the long-recording tab: a folder in SpeechBrain's "
+        "spkrec-ecapa-voxceleb layout or a hub id (default: the shipped ecapa-tiny)",
+    )
     return parser
 
 
@@ -549,6 +727,9 @@ def main(argv: list[str] | None = None) -> int:
         max_seconds=args.max_seconds,
         separators=args.separator,
         classifiers=args.classifier,
+        max_long_upload_mb=args.max_long_upload_mb,
+        max_long_seconds=args.max_long_seconds,
+        embedder=args.embedder,
     )
     blocks, examples = build_app(config)
     print(f"amongus demo: {len(examples)} bundled examples in {config.cache_dir}")
@@ -560,7 +741,7 @@ def main(argv: list[str] | None = None) -> int:
         share=False,
         ssr_mode=False,
         # Gradio's own hard cap, above ours, so that our check gives the clearer message.
-        max_file_size=int(2 * config.max_upload_mb * 1024 * 1024) + 1024,
+        max_file_size=int(2 * max(config.max_upload_mb, config.max_long_upload_mb) * 2**20) + 1024,
         allowed_paths=[str(config.cache_dir)],
         theme=offline_theme(),  # Gradio 6 takes the theme in launch()
         footer_links=[],
