@@ -279,6 +279,11 @@ def main(argv: list[str] | None = None) -> dict:
         help="also time the default pipeline with an int8-quantized classifier (own copy)",
     )  # fmt: skip
     parser.add_argument(
+        "--compare-batched", action="store_true",
+        help="also time the default pipeline with batched=True (the CPU default is one mixture "
+        "at a time)",
+    )  # fmt: skip
+    parser.add_argument(
         "--n-mixtures", type=int, default=None, help="mixtures for the speed test (16; real: 8)"
     )
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds (2; real: 1)")
@@ -354,6 +359,11 @@ def main(argv: list[str] | None = None) -> dict:
         pipelines["pipeline_signal_int8"] = Pipeline(
             separator=separator, classifier=classifier_source, assignment="signal",
             batch_size=args.batch_size, quantize=True,
+        )  # fmt: skip
+    if args.compare_batched:
+        pipelines["pipeline_signal_batched"] = Pipeline(
+            separator=separator, classifier=classifier, assignment="signal",
+            batch_size=args.batch_size, batched=True,
         )  # fmt: skip
     bare_inputs = load_for_bare(speed_manifest, separator, classifier)
     # warm-up (first-call costs: thread pools, resampler kernels) on two mixtures
