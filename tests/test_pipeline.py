@@ -105,7 +105,8 @@ def workspace(tmp_path_factory):
 
 def test_oracle_pipeline_tracks_labels_end_to_end(workspace):
     classifier = ToneClassifier()
-    pipeline = Pipeline(separator="oracle", classifier=classifier, batch_size=4)
+    # batched=True: the CPU default is one mixture at a time (tests/test_batching.py)
+    pipeline = Pipeline(separator="oracle", classifier=classifier, batch_size=4, batched=True)
     mixtures = read_mixtures(workspace["mix"] / "mixtures.jsonl")
     report = pipeline.evaluate(workspace["mix"], progress=False)
     assert report.n_evaluated == len(mixtures) == 6 and report.n_skipped == 0
