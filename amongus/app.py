@@ -488,7 +488,15 @@ def build_app(config: AppConfig | None = None):
 
 def _long_recording_tab(gr, config: AppConfig, cache: PipelineCache, separators, classifiers):
     """The "Long recording" tab: inputs, outputs and its click handler (inside a gr.Tab)."""
-    from .app_conversation import analyse_long, enrollment_clips, parse_n_speakers
+    # the helpers' UploadError: under ``python -m amongus.app`` this module is __main__, and its
+    # own UploadError is a different class from the one amongus.app_conversation raises
+    from .app_conversation import UploadError as LongUploadError
+    from .app_conversation import (
+        analyse_long,
+        check_long_upload,
+        enrollment_clips,
+        parse_n_speakers,
+    )
     from .validation import InvalidAudioError
 
     long_max_bytes = int(config.max_long_upload_mb * 1024 * 1024)
@@ -518,7 +526,7 @@ def _long_recording_tab(gr, config: AppConfig, cache: PipelineCache, separators,
         if not audio_path:
             raise gr.Error("Upload a recording first.")
         try:
-            upload = check_upload(
+            upload = check_long_upload(
                 audio_path, max_bytes=long_max_bytes, max_seconds=config.max_long_seconds
             )
             n_speakers = parse_n_speakers(n_speakers_value)
@@ -526,7 +534,7 @@ def _long_recording_tab(gr, config: AppConfig, cache: PipelineCache, separators,
             enrollment = enrollment_clips(
                 paths, enroll_names, max_bytes=clip_max_bytes, max_seconds=config.max_seconds
             )
-        except UploadError as error:
+        except LongUploadError as error:
             raise gr.Error(str(error)) from error
         progress(0.0, desc="loading models")
         out_dir = Path(tempfile.mkdtemp(prefix="analysis-", dir=_made(out_root)))

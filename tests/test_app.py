@@ -400,3 +400,71 @@ def test_recorded_clip_gets_a_verdict(page):
     verdict = page.inner_text("#verdict")
     assert re.search(r"Verdict: [SB]{2}\b", verdict), verdict
     assert "True composition" not in verdict  # a recording is not a bundled example
+
+
+# --- the long-recording tab ---------------------------------------------------------------------
+
+
+def _open_long_tab(page) -> None:
+    page.get_by_role("tab", name="Long recording").click()
+    page.wait_for_selector("#long-run", state="visible")
+
+
+@pytest.mark.slow
+def test_long_recording_tab_shows_speakers_timeline_and_downloads(page, tmp_path):
+    from conversation_fixtures import make_call
+
+    manifest, record = make_call(tmp_path, seconds=20.0)
+    _open_long_tab(page)
+    page.locator("#long-recording input[type=file]").set_input_files(
+        str(manifest.parent / record.path)
+    )
+    page.wait_for_selector("#long-recording [data-testid='waveform-controls']", state="attached")
+    page.click("#long-run")
+    page.wait_for_function(
+        "() => /speakers look spoofed|No spoofed speaker/"
+        ".test(document.querySelector('#long-summary').innerText)",
+        timeout=300_000,
+    )
+    summary = page.inner_text("#long-summary")
+    assert f"Recording {record.conversation_id}: " in summary, summary
+    cells = page.locator("#long-table [role=gridcell]")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#long-table [role=gridcell]').length >= 7"
+    )
+    texts = [cells.nth(index).inner_text().strip() for index in range(cells.count())]
+    rows = [texts[start : start + 7] for start in range(0, len(texts), 7)]
+    assert all(re.fullmatch(r"SPEAKER_\d\d", row[0]) for row in rows), rows
+    assert all(row[2] in ("bonafide", "spoof") for row in rows), rows
+    threshold = float(re.search(r"threshold ([0-9.]+)", summary).group(1))
+    for row in rows:  # the verdict is the score judged at the page's threshold
+        assert (row[2] == "spoof") == (float(row[3]) >= threshold - 5e-4), (row, threshold)
+    n_spoofed = sum(row[2] == "spoof" for row in rows)
+    if n_spoofed:
+        assert f"{n_spoofed} of {len(rows)} speakers look spoofed" in summary
+    page.wait_for_selector("#long-timeline img", state="visible")
+    downloads = page.inner_text("#long-files").replace("\n", "")  # name and extension split
+    assert f"{record.conversation_id}.json" in downloads
+    assert f"{record.conversation_id}.rttm" in downloads
+
+
+@pytest.mark.slow
+def test_long_recording_tab_needs_a_recording(page):
+    _open_long_tab(page)
+    page.click("#long-run")
+    _error_text(page, "Upload a recording first.")
+    assert "No recording analysed yet." in page.inner_text("#long-summary")
+
+
+@pytest.mark.slow
+def test_long_recording_tab_refuses_names_without_clips(page, tmp_path):
+    _open_long_tab(page)
+    clip = _write_tone(tmp_path / "call.wav", 3.0)
+    page.locator("#long-recording input[type=file]").set_input_files(str(clip))
+    page.wait_for_selector("#long-recording [data-testid='waveform-controls']", state="attached")
+    page.locator("#long-names textarea").fill("alice, bob")
+    page.locator("#long-names textarea").press("Tab")  # blur: the value reaches the server
+    page.click("#long-run")
+    text = _error_text(page, "no clip uploaded")
+    assert "enrollment: 2 name(s) given but no clip uploaded" in text
+    assert "No recording analysed yet." in page.inner_text("#long-summary")

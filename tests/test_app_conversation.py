@@ -62,7 +62,9 @@ def test_long_upload_limits_are_the_long_ones(tmp_path: Path):
     with pytest.raises(UploadError, match="clip too long"):
         check_upload(clip)  # the short-clip limit (60 s)
     assert check_long_upload(clip).duration == pytest.approx(70.0)
-    with pytest.raises(UploadError, match=r"call\.flac: clip too long \(70\.0 s\); the limit is 65"):
+    with pytest.raises(
+        UploadError, match=r"call\.flac: clip too long \(70\.0 s\); the limit is 65"
+    ):
         check_long_upload(clip, max_seconds=65.0)
     text = tmp_path / "call.txt"
     text.write_text("no audio")

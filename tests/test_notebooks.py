@@ -49,6 +49,17 @@ EXPECTED: dict[str, tuple[list[str], list[str]]] = {
         ["runs/cues/cues.csv", "runs/cues/summary.json", "runs/cues/shift*.png"],
         ["streams analysed:", "median shift by class", "minus_si_sdr", "shifts_by_class.png"],
     ),
+    "06_conversations.ipynb": (
+        [
+            "runs/calls/conversations.jsonl",
+            "runs/analysis/*.json",
+            "runs/analysis/*.rttm",
+            "runs/analysis/*.png",
+            "runs/analysis-enrolled/*.png",
+            "runs/metrics.json",
+        ],
+        ["call written:", "enrollment clips:", "DER ", "spoof time error", "real-time factor"],
+    ),
 }
 
 
