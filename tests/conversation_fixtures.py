@@ -61,7 +61,9 @@ def make_call(out: Path, *, seconds: float = 36.0, seed: int = 0):
     ConversationMixer(
         MixerConfig(),
         ConversationConfig(
-            speakers=(3, 3), spoofed_speakers=(1, 1), duration=(seconds, seconds),
+            speakers=(3, 3),
+            spoofed_speakers=(1, 1),
+            duration=(seconds, seconds),
             target_overlap=0.1,
         ),
     ).run(utterances, out / "calls", n_conversations=1, seed=seed, progress=False)

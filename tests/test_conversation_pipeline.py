@@ -53,9 +53,7 @@ def analysed(call):
     manifest, record, audio, references = call
     spy = SpyOracle()
     pipeline = Pipeline(separator=spy, classifier=ToneClassifier())
-    result = pipeline.analyze(
-        audio, embedder=BandEmbedder(), references=references, progress=False
-    )
+    result = pipeline.analyze(audio, embedder=BandEmbedder(), references=references, progress=False)
     return pipeline, spy, result
 
 

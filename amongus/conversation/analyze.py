@@ -310,8 +310,7 @@ class _Analysis:
             probability = np.asarray(scores.spoof_probability, dtype=np.float64)
             if not np.all(np.isfinite(probability)):
                 raise ValueError(
-                    f"{self.reader.name}: the classifier returned non-finite spoof "
-                    "probabilities"
+                    f"{self.reader.name}: the classifier returned non-finite spoof probabilities"
                 )
         position = 0
         for window, kept, activity, embeddings in prepared:

@@ -188,9 +188,7 @@ def evaluate_conversations(
         try:
             check_header(audio)  # a missing or broken file is named before its reference
             reference = [
-                s
-                for s in read_rttm(_resolve(record.rttm, base))
-                if s.uri == record.conversation_id
+                s for s in read_rttm(_resolve(record.rttm, base)) if s.uri == record.conversation_id
             ]
             if not reference:
                 raise ValueError(f"{record.rttm}: no segment of {record.conversation_id}")
