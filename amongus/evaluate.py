@@ -255,11 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
         "separators; inf: whole)",
     )
     parser.add_argument(
+        "--spoof-threshold",
         "--threshold",
-        type=float,
+        dest="threshold",
+        type=_spoof_threshold_arg,
         default=None,
+        metavar="FLOAT|threshold.json",
         help="spoof probability threshold (default: the classifier's calibrated threshold, "
-        "0.5 for a classifier without one)",
+        "0.5 for a classifier without one); for conversations also the threshold.json of "
+        "python -m amongus.conversation.calibrate",
     )
     parser.add_argument(
         "--device",
@@ -288,8 +292,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _spoof_threshold_arg(text: str) -> float | str:
+    from .conversation.calibrate import spoof_threshold_arg
+
+    return spoof_threshold_arg(text)
+
+
 def _single(args: argparse.Namespace) -> int:
     from .pipeline import load_classifier
+
+    if isinstance(args.threshold, str):
+        raise SystemExit(
+            f"--spoof-threshold {args.threshold}: a conversation speaker threshold applies to "
+            "conversation manifests, not to single utterances; give a number"
+        )
 
     spec = component_specs(args, preset=args.preset, kinds=("classifier",))["classifier"]
     if spec is None:

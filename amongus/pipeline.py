@@ -181,7 +181,11 @@ class Pipeline:
             ``None`` (default): the classifier's calibrated threshold (stored in its folder,
             :mod:`amongus.classifiers.threshold`), or 0.5 for a classifier without one.
             :attr:`threshold_source` (and every report) says which was used and where it came
-            from.
+            from. Also a speaker-level threshold calibrated on dev calls for conversation
+            verdicts: the path of a ``threshold.json`` of ``python -m
+            amongus.conversation.calibrate`` or a
+            :class:`amongus.conversation.calibrate.SpeakerThreshold` (``FileNotFoundError`` /
+            ``ValueError`` for a missing or invalid file).
         preset: the :mod:`amongus.defaults` preset used for missing components.
         loader_threads: background threads reading mixtures (and rendering their reference
             sources) ahead of the models in :meth:`evaluate`; 0 reads inline.
@@ -218,7 +222,7 @@ class Pipeline:
         classifier_batch_size: int | None = None,
         chunk_seconds: float | None = None,
         device: str = "cpu",
-        spoof_threshold: float | None = None,
+        spoof_threshold: float | str | os.PathLike | Any = None,
         preset: str = "default",
         loader_threads: int = 1,
         quantize: bool = False,
@@ -231,6 +235,12 @@ class Pipeline:
             raise ValueError(f"classifier_batch_size must be >= 1, got {classifier_batch_size}")
         if chunk_seconds is not None and not chunk_seconds > 0:
             raise ValueError(f"chunk_seconds must be positive or None, got {chunk_seconds}")
+        # A threshold file (or SpeakerThreshold) of amongus.conversation.calibrate: its value,
+        # and its source for the reports.
+        from .conversation.calibrate import load_spoof_threshold
+
+        threshold_spec = spoof_threshold
+        spoof_threshold, calibrated_source = load_spoof_threshold(spoof_threshold)
         if spoof_threshold is not None and not 0.0 <= spoof_threshold <= 1.0:
             raise ValueError(f"spoof_threshold must be in [0, 1], got {spoof_threshold}")
         self.assignment = check_assignment_mode(assignment)
@@ -256,6 +266,13 @@ class Pipeline:
         self.spoof_threshold, self.threshold_source = resolve_spoof_threshold(
             self.classifier, spoof_threshold
         )
+        if calibrated_source is not None:
+            from .conversation.calibrate import warn_component_mismatch
+
+            self.threshold_source = calibrated_source
+            warn_component_mismatch(
+                threshold_spec, self.separator_identity, self.classifier_identity
+            )
         self.loader_threads = int(loader_threads)
         self.needs_references = _needs_references(self.separator)
         self.batched = not self.device.startswith("cpu") if batched is None else bool(batched)

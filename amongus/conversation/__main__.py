@@ -21,6 +21,7 @@ from ..cli_options import (
     configure_logging,
     version_requested,
 )
+from .calibrate import spoof_threshold_arg
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,10 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preset", default="default", help="amongus.defaults preset")
     parser.add_argument("--batch-size", type=int, default=4, help="windows separated together")
     parser.add_argument(
+        "--spoof-threshold",
         "--threshold",
-        type=float,
+        dest="threshold",
+        type=spoof_threshold_arg,
         default=None,
-        help="spoof probability threshold (default: the classifier's calibrated one)",
+        metavar="FLOAT|threshold.json",
+        help="speaker spoof threshold: a number in [0, 1] or the threshold.json of python -m "
+        "amongus.conversation.calibrate (default: the classifier's single-utterance "
+        "threshold, which does not transfer to separated streams; see docs/conversations.md)",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1...")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG timelines")
