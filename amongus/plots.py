@@ -170,3 +170,70 @@ def plot_confusion(
     axes.set_ylabel("true")
     axes.set_title(title)
     return _save(figure, path)
+
+
+def plot_learning_curve(
+    rows: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike,
+    *,
+    title: str = "separator training",
+) -> Path:
+    """A separator run's learning curve: validation SI-SDRi (dB, left axis) and the running
+    training loss (negative SI-SDR, dB, right axis) against the training step.
+
+    ``rows`` are the lines of a run's ``learning_curve.jsonl``
+    (:mod:`amongus.recipes.train_separator`): ``step``, ``si_sdri`` and optionally
+    ``train_loss`` and ``elapsed_s`` (seconds of training; shown on a top axis as minutes).
+    The step-0 row (the untrained model, often tens of dB below the rest) is left out so that
+    the scale shows the progress. Raises ``ValueError`` when no later row has a finite
+    ``si_sdri``.
+    """
+    points = [
+        row
+        for row in rows
+        if int(row.get("step", 0)) > 0
+        and row.get("si_sdri") is not None
+        and np.isfinite(float(row["si_sdri"]))
+    ]
+    if not points:
+        raise ValueError("no validation rows with a finite si_sdri to plot")
+    points.sort(key=lambda row: int(row["step"]))
+    steps = [int(row["step"]) for row in points]
+    figure = _figure(6.5, 3.8)
+    axes = figure.subplots()
+    axes.plot(steps, [float(row["si_sdri"]) for row in points], "o-", label="validation SI-SDRi")
+    best = max(points, key=lambda row: float(row["si_sdri"]))
+    axes.annotate(
+        f"best {float(best['si_sdri']):.2f} dB",
+        (int(best["step"]), float(best["si_sdri"])),
+        textcoords="offset points",
+        xytext=(0, 8),
+        ha="center",
+        fontsize="small",
+    )
+    axes.set_xlabel("training step")
+    axes.set_ylabel("validation SI-SDRi (dB)")
+    axes.margins(y=0.15)
+    losses = [(int(r["step"]), float(r["train_loss"])) for r in points if r.get("train_loss")]
+    if losses:
+        twin = axes.twinx()
+        loss_steps, loss_values = zip(*losses, strict=True)
+        twin.plot(
+            loss_steps, loss_values, "s--", color="tab:orange", label="training loss (-SI-SDR)"
+        )
+        twin.set_ylabel("training loss, -SI-SDR (dB)")
+        handles = axes.get_legend_handles_labels()
+        extra = twin.get_legend_handles_labels()
+        axes.legend(
+            handles[0] + extra[0], handles[1] + extra[1], loc="lower left", fontsize="small"
+        )
+    else:
+        axes.legend(loc="lower left", fontsize="small")
+    timed = [row for row in points if row.get("elapsed_s") is not None]
+    if len(timed) >= 2 and steps[-1] > 0:
+        minutes = float(timed[-1]["elapsed_s"]) / 60
+        axes.set_title(f"{title} ({steps[-1]} steps, {minutes:.0f} min of training)")
+    else:
+        axes.set_title(title)
+    axes.grid(alpha=0.3)
+    return _save(figure, path)

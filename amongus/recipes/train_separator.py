@@ -902,6 +902,11 @@ def build_parser() -> argparse.ArgumentParser:
     other.add_argument(
         "--benchmark-steps", type=int, metavar="N", help="time N training steps, print, exit"
     )
+    other.add_argument(
+        "--plot-curve",
+        metavar="PNG",
+        help="draw the run's learning curve (validation SI-SDRi and training loss) to PNG",
+    )
     return parser
 
 
@@ -946,6 +951,32 @@ def config_from_args(args: argparse.Namespace) -> SeparatorTrainingConfig:
     )
 
 
+def plot_run_curve(run_dir: str | Path, path: str | Path) -> Path:
+    """Draw ``run_dir``'s ``learning_curve.jsonl`` to ``path`` (:func:`amongus.plots.plot_learning_curve`).
+
+    Raises ``ValueError`` naming the file when it is missing or holds no validation row.
+    """
+    import json
+
+    from ..plots import plot_learning_curve
+
+    curve = Path(run_dir) / "learning_curve.jsonl"
+    if not curve.is_file():
+        raise ValueError(f"{curve}: no learning curve (has the run validated yet?)")
+    rows = []
+    for number, line in enumerate(curve.read_text(encoding="utf-8-sig").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{curve}:{number}: not JSON ({error.msg})") from None
+    try:
+        return plot_learning_curve(rows, path, title=Path(run_dir).name)
+    except ValueError as error:
+        raise ValueError(f"{curve}: {error}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     start_recipe_run()
@@ -959,6 +990,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             config.validate(need_data=False)
             timing = tools.benchmark_steps(config, args.benchmark_steps)
             print(" ".join(f"{key}={value}" for key, value in timing.items()))
+            return 0
+        if args.plot_curve:
+            plot_run_curve(config.out_dir, args.plot_curve)
+            print(f"wrote {args.plot_curve}")
             return 0
         if args.export_to:
             tools.export_best(config.out_dir, args.export_to, command)
