@@ -111,13 +111,8 @@ def default_distance_threshold(embedder: Any) -> float:
 def _load_embedder(embedder: Any, device: str):
     if embedder is not None:
         return embedder
-    try:
-        from ..speakers import load_speaker_embedder
-    except ImportError as error:  # pragma: no cover - until amongus.speakers is installed
-        raise ImportError(
-            "analyzing a conversation needs a speaker embedder: amongus.speakers is not "
-            "available; pass embedder= (an object with embed() and sample_rate)"
-        ) from error
+    from ..speakers import load_speaker_embedder
+
     return load_speaker_embedder(None, device=device)
 
 
