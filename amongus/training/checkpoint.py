@@ -107,15 +107,8 @@ def save_checkpoint(
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        if final.exists():  # the same step written again after a resume: replace it
-            old = root / f".old-{checkpoint_name(global_step)}"
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, final)
+        # the same step written again after a resume replaces the old folder
+        _swap_in(tmp, final, old=root / f".old-{checkpoint_name(global_step)}")
         for stale in list_checkpoints(root)[:-keep]:
             shutil.rmtree(stale, ignore_errors=True)
         for leftover in root.glob(".tmp-*"):
@@ -182,15 +175,7 @@ def save_model_atomically(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if directory.exists():
-        old = directory.with_name(f".old-{directory.name}")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(directory, old)
-        os.replace(tmp, directory)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, directory)
+    _swap_in(tmp, directory, old=directory.with_name(f".old-{directory.name}"))
     return directory
 
 
@@ -227,8 +212,19 @@ def save_folder_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if final.exists():  # the same step written again after a resume: replace it
-        old = root / f".old-{checkpoint_name(global_step)}"
+    # the same step written again after a resume replaces the old folder
+    _swap_in(tmp, final, old=root / f".old-{checkpoint_name(global_step)}")
+    for stale in list_checkpoints(root)[:-keep]:
+        shutil.rmtree(stale, ignore_errors=True)
+    logger.info("checkpoint written: %s", final)
+    return final
+
+
+def _swap_in(tmp: Path, final: Path, *, old: Path) -> None:
+    """Rename the finished folder ``tmp`` to ``final``; an existing ``final`` is moved aside to
+    ``old`` first and removed only once the new folder is in place, so a crash never leaves
+    ``final`` missing or half written."""
+    if final.exists():
         if old.exists():
             shutil.rmtree(old)
         os.replace(final, old)
@@ -236,7 +232,3 @@ def save_folder_checkpoint(
         shutil.rmtree(old)
     else:
         os.replace(tmp, final)
-    for stale in list_checkpoints(root)[:-keep]:
-        shutil.rmtree(stale, ignore_errors=True)
-    logger.info("checkpoint written: %s", final)
-    return final
