@@ -468,14 +468,23 @@ def train_joint(trainer):
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
-    from ..validation import count_reasons, policy
     from .checkpoint import latest_checkpoint, read_trainer_state, save_folder_checkpoint
     from .data import BucketBatchSampler, label_to_index_map
     from .freezing import apply_freezing, count_parameters, describe_freezing, set_train_mode
     from .history import plot_history, write_history_csv
     from .losses import resolve_class_weights
     from .stream_cache import atomic_write_text
-    from .trainer import TrainResult, _format_row, _shared_ids, _step_seed, mark_fine_tuned
+    from .trainer import (
+        TrainResult,
+        _format_row,
+        _shared_ids,
+        _step_seed,
+        accumulation_group,
+        data_report,
+        improved_metric,
+        mark_fine_tuned,
+        warmup_updates,
+    )
 
     config = trainer.config
     output_dir = trainer.output_dir
@@ -508,26 +517,13 @@ def train_joint(trainer):
         train_mixtures, n_src=separator.n_src, sample_rate=rate
     )
     val_usable, val_skipped = check_mixtures(val_mixtures, n_src=separator.n_src, sample_rate=rate)
-    skipped = [("train", *item) for item in train_skipped] + [
-        ("val", *item) for item in val_skipped
-    ]
-    report: dict[str, Any] = {
-        "validation_policy": policy(),
-        "counts": {
-            "train": {"mixtures": len(train_mixtures), "used": len(train_usable)},
-            "val": {"mixtures": len(val_mixtures), "used": len(val_usable)},
-        },
-        "skipped_reasons": {
-            "train": count_reasons(reason for *_, reason in train_skipped),
-            "val": count_reasons(reason for *_, reason in val_skipped),
-        },
-        "skipped": [
-            {"split": split, "id": mixture_id, "path": path, "reason": reason}
-            for split, mixture_id, path, reason in skipped
-        ],
-        "ids_in_train_and_val": sorted(shared),
-    }
-    if skipped:
+    report = data_report(
+        (train_mixtures, val_mixtures),
+        (len(train_usable), len(val_usable)),
+        (train_skipped, val_skipped),
+        shared,
+    )
+    if train_skipped or val_skipped:
         logger.warning(
             "skipped %d training and %d validation mixture(s): %s %s (see %s)",
             len(train_skipped), len(val_skipped), report["skipped_reasons"]["train"],
@@ -596,11 +592,7 @@ def train_joint(trainer):
     batches_per_epoch = len(sampler)
     updates_per_epoch = math.ceil(batches_per_epoch / config.grad_accum_steps)
     total_updates = updates_per_epoch * config.epochs
-    warmup = (
-        config.warmup_steps
-        if config.warmup_steps is not None
-        else int(round(config.warmup_ratio * total_updates))
-    )
+    warmup = warmup_updates(config, total_updates)
     scheduler = get_linear_schedule_with_warmup(
         optimizer, num_warmup_steps=warmup, num_training_steps=total_updates
     )
@@ -689,10 +681,8 @@ def train_joint(trainer):
         return validate_joint(separator, classifier, model, val_loader, **forward_options)
 
     def keep_if_best(metrics: dict[str, Any]) -> None:
-        metric = metrics.get("val_eer")
-        if metric is None:
-            metric = metrics.get("val_loss")
-        if metric is not None and (state["best_metric"] is None or metric < state["best_metric"]):
+        metric = improved_metric(metrics, state["best_metric"])
+        if metric is not None:
             from .checkpoint import save_model_atomically
 
             state["best_metric"] = metric
@@ -722,9 +712,9 @@ def train_joint(trainer):
                    f"{config.epochs}", unit="batch")  # fmt: skip
         for batch_index, indices in enumerate(batches, start=skip):
             batch = collate_mixtures([train_set[(epoch, i)] for i in indices])
-            group_start = batch_index - batch_index % config.grad_accum_steps
-            group_size = min(config.grad_accum_steps, batches_per_epoch - group_start)
-            sync = batch_index + 1 == group_start + group_size
+            group_size, sync = accumulation_group(
+                batch_index, config.grad_accum_steps, batches_per_epoch
+            )
             set_seed(_step_seed(config.seed, 0, state["micro_step"]))
             output = joint_forward(separator, classifier, model, batch, **forward_options)
             if not torch.isfinite(output.loss):

@@ -358,11 +358,7 @@ class Trainer:
         batches_per_epoch = len(train_loader)
         updates_per_epoch = math.ceil(batches_per_epoch / config.grad_accum_steps)
         total_updates = updates_per_epoch * config.epochs
-        warmup = (
-            config.warmup_steps
-            if config.warmup_steps is not None
-            else int(round(config.warmup_ratio * total_updates))
-        )
+        warmup = warmup_updates(config, total_updates)
         # Accelerate steps a prepared scheduler once per process per update.
         scheduler = get_linear_schedule_with_warmup(
             optimizer,
@@ -445,12 +441,8 @@ class Trainer:
         model_device = accelerator.device
 
         def keep_if_best(metrics: dict[str, Any]) -> None:
-            metric = metrics.get("val_eer")
-            if metric is None:
-                metric = metrics.get("val_loss")
-            if metric is not None and (
-                state["best_metric"] is None or metric < state["best_metric"]
-            ):
+            metric = improved_metric(metrics, state["best_metric"])
+            if metric is not None:
                 state["best_metric"] = metric
                 if accelerator.is_main_process:
                     save_model_atomically(
@@ -489,9 +481,9 @@ class Trainer:
                 disable=not accelerator.is_local_main_process,
             )
             for batch_index, batch in enumerate(loader, start=skip):
-                group_start = batch_index - batch_index % config.grad_accum_steps
-                group_size = min(config.grad_accum_steps, batches_per_epoch - group_start)
-                sync = batch_index + 1 == group_start + group_size
+                group_size, sync = accumulation_group(
+                    batch_index, config.grad_accum_steps, batches_per_epoch
+                )
                 # A seed per micro-step: dropout and masks do not depend on what ran before.
                 set_seed(_step_seed(config.seed, accelerator.process_index, state["micro_step"]))
                 context = contextlib.nullcontext() if sync else accelerator.no_sync(model)
@@ -626,40 +618,27 @@ class Trainer:
         Writes ``data_report.json`` (counts, skipped mixtures with reasons, ids shared by the
         two sets) and logs the skips. Raises ``ValueError`` when no training mixture is usable.
         """
-        from ..validation import count_reasons, policy
         from .prepare import cached_entries
 
         shared = _shared_ids(train_mixtures, val_mixtures)
         self.prepare_cache(train_mixtures + val_mixtures)
         train_entries, train_skipped = cached_entries(self.cache, train_mixtures)
         val_entries, val_skipped = cached_entries(self.cache, val_mixtures)
-        skipped = [("train", *item) for item in train_skipped]
-        skipped += [("val", *item) for item in val_skipped]
         same_audio = sorted(mixture_id for mixture_id, same in shared.items() if same)
-        report = {
-            "validation_policy": policy(),
-            "counts": {
-                "train": {"mixtures": len(train_mixtures), "used": len(train_entries)},
-                "val": {"mixtures": len(val_mixtures), "used": len(val_entries)},
-            },
-            "skipped_reasons": {
-                "train": count_reasons(reason for *_, reason in train_skipped),
-                "val": count_reasons(reason for *_, reason in val_skipped),
-            },
-            "skipped": [
-                {"split": split, "id": mixture_id, "path": path, "reason": reason}
-                for split, mixture_id, path, reason in skipped
-            ],
-            "ids_in_train_and_val": sorted(shared),
-            "same_audio_in_train_and_val": same_audio,
-        }
+        report = data_report(
+            (train_mixtures, val_mixtures),
+            (len(train_entries), len(val_entries)),
+            (train_skipped, val_skipped),
+            shared,
+        )
+        report["same_audio_in_train_and_val"] = same_audio
         self.data_report = report
         if self.accelerator.is_main_process:
             atomic_write_text(
                 self.output_dir / "data_report.json",
                 json.dumps(report, indent=2, sort_keys=True) + "\n",
             )
-        if skipped:
+        if train_skipped or val_skipped:
             logger.warning(
                 "input validation skipped %d training and %d validation mixture(s): %s %s (see %s)",
                 len(train_skipped),
@@ -886,6 +865,68 @@ def _mean_across(accelerator, total: float, count: int) -> float | None:
         accelerator.reduce(values, reduction="sum") if accelerator.num_processes > 1 else values
     )
     return float(values[0] / values[1]) if values[1] > 0 else None
+
+
+def data_report(
+    mixtures: tuple[list, list],
+    used: tuple[int, int],
+    skipped: tuple[list, list],
+    shared: dict[str, bool],
+) -> dict[str, Any]:
+    """The ``data_report.json`` content both trainers write: per split (train, val) the
+    mixture count, how many were used, the refusals ``(id, path, reason)`` counted by reason,
+    the validation policy, and the ids found in both manifests (``shared``, from
+    :func:`_shared_ids`)."""
+    from ..validation import count_reasons, policy
+
+    train_skipped, val_skipped = skipped
+    listed = [("train", *item) for item in train_skipped]
+    listed += [("val", *item) for item in val_skipped]
+    return {
+        "validation_policy": policy(),
+        "counts": {
+            "train": {"mixtures": len(mixtures[0]), "used": used[0]},
+            "val": {"mixtures": len(mixtures[1]), "used": used[1]},
+        },
+        "skipped_reasons": {
+            "train": count_reasons(reason for *_, reason in train_skipped),
+            "val": count_reasons(reason for *_, reason in val_skipped),
+        },
+        "skipped": [
+            {"split": split, "id": mixture_id, "path": path, "reason": reason}
+            for split, mixture_id, path, reason in listed
+        ],
+        "ids_in_train_and_val": sorted(shared),
+    }
+
+
+def warmup_updates(config: TrainerConfig, total_updates: int) -> int:
+    """Optimizer updates of linear warm-up: ``warmup_steps``, else ``warmup_ratio`` of all."""
+    if config.warmup_steps is not None:
+        return config.warmup_steps
+    return int(round(config.warmup_ratio * total_updates))
+
+
+def improved_metric(metrics: dict[str, Any], best: float | None) -> float | None:
+    """The run's model-selection metric (``val_eer``, else ``val_loss``; lower is better) when
+    it beats ``best``; ``None`` when it is absent or no better."""
+    metric = metrics.get("val_eer")
+    if metric is None:
+        metric = metrics.get("val_loss")
+    if metric is not None and (best is None or metric < best):
+        return metric
+    return None
+
+
+def accumulation_group(
+    batch_index: int, grad_accum_steps: int, batches_per_epoch: int
+) -> tuple[int, bool]:
+    """``(group_size, sync)`` for a batch: how many micro-batches its gradient-accumulation
+    group holds (the last group of an epoch may be shorter, so the loss is divided by its real
+    size) and whether this batch ends the group (time for an optimizer update)."""
+    group_start = batch_index - batch_index % grad_accum_steps
+    group_size = min(grad_accum_steps, batches_per_epoch - group_start)
+    return group_size, batch_index + 1 == group_start + group_size
 
 
 def _format_row(row: dict[str, Any]) -> str:
