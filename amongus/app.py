@@ -439,18 +439,7 @@ def build_app(config: AppConfig | None = None):
                         label="Or pick a bundled example",
                         elem_id="example",
                     )
-                    separator_menu = gr.Dropdown(
-                        choices=[(c.title, c.spec) for c in separators],
-                        value=separators[0].spec,
-                        label="Separator",
-                        elem_id="separator",
-                    )
-                    classifier_menu = gr.Dropdown(
-                        choices=[(c.title, c.spec) for c in classifiers],
-                        value=classifiers[0].spec,
-                        label="Spoof classifier",
-                        elem_id="classifier",
-                    )
+                    separator_menu, classifier_menu = _model_menus(gr, separators, classifiers)
                     run_button = gr.Button("Separate and score", variant="primary", elem_id="run")
                 with gr.Column():
                     verdict = gr.Markdown("No clip analysed yet.", elem_id="verdict")
@@ -587,17 +576,8 @@ def _long_recording_tab(gr, config: AppConfig, cache: PipelineCache, separators,
                 placeholder="alice, bob, carol",
                 elem_id="long-names",
             )
-            separator_menu = gr.Dropdown(
-                choices=[(c.title, c.spec) for c in separators],
-                value=separators[0].spec,
-                label="Separator",
-                elem_id="long-separator",
-            )
-            classifier_menu = gr.Dropdown(
-                choices=[(c.title, c.spec) for c in classifiers],
-                value=classifiers[0].spec,
-                label="Spoof classifier",
-                elem_id="long-classifier",
+            separator_menu, classifier_menu = _model_menus(
+                gr, separators, classifiers, id_prefix="long-"
             )
             run_button = gr.Button("Find the deepfake", variant="primary", elem_id="long-run")
         with gr.Column(scale=2):
@@ -627,6 +607,25 @@ def _long_recording_tab(gr, config: AppConfig, cache: PipelineCache, separators,
         inputs=[audio_in, n_speakers_in, enroll_in, names_in, separator_menu, classifier_menu],
         outputs=[summary, table, timeline, downloads],
     )
+
+
+def _model_menus(gr, separators, classifiers, *, id_prefix: str = ""):
+    """The separator and spoof-classifier dropdowns of a tab (the first choice preselected);
+    ``id_prefix`` keeps their element ids unique across tabs (the browser tests find them by
+    id)."""
+    separator_menu = gr.Dropdown(
+        choices=[(c.title, c.spec) for c in separators],
+        value=separators[0].spec,
+        label="Separator",
+        elem_id=f"{id_prefix}separator",
+    )
+    classifier_menu = gr.Dropdown(
+        choices=[(c.title, c.spec) for c in classifiers],
+        value=classifiers[0].spec,
+        label="Spoof classifier",
+        elem_id=f"{id_prefix}classifier",
+    )
+    return separator_menu, classifier_menu
 
 
 def _made(folder: Path) -> Path:

@@ -81,29 +81,17 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def mixtures(tmp_path_factory):
-    from amongus.audio import save_audio
-    from amongus.manifest import Utterance
-    from amongus.mix import Mixer, MixerConfig
+    from mixture_fixtures import write_tone_mixtures
 
-    root = tmp_path_factory.mktemp("mix")
-    utterances = []
-    for index in range(4):
-        spoof = index % 2 == 1
-        path = save_audio(
-            root / "utts" / f"u{index}.wav", _tone(3000.0 if spoof else 200.0, 0.6, index), RATE
-        )
-        utterances.append(
-            Utterance(
-                utt_id=f"u{index}",
-                path=str(path),
-                label="spoof" if spoof else "bonafide",
-                speaker=f"s{index}",
-                system="A07" if spoof else "-",
-            )
-        )
-    config = MixerConfig(level_mode="gain", min_overlap=0.3)
-    Mixer(config).run(utterances, root / "mix", n_mixtures=2, seed=1, workers=1, progress=False)
-    return root / "mix" / "mixtures.jsonl"
+    mix = write_tone_mixtures(
+        tmp_path_factory.mktemp("mix"),
+        n_utterances=4,
+        n_mixtures=2,
+        seed=1,
+        audio=lambda index, spoof: _tone(3000.0 if spoof else 200.0, 0.6, index),
+        rate=RATE,
+    )
+    return mix / "mixtures.jsonl"
 
 
 def _parsers():

@@ -8,6 +8,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from mixture_fixtures import write_tone_mixtures  # noqa: E402
 from test_pipeline import BONAFIDE_HZ, RATE, SPOOF_HZ, ToneClassifier, tone  # noqa: E402
 
 from amongus.audio import save_audio  # noqa: E402
@@ -122,29 +123,14 @@ def test_cross_dataset_table_lists_each_corpus(real_fake_folder):
 
 @pytest.fixture(scope="module")
 def mixtures_dir(tmp_path_factory):
-    from amongus.mix import Mixer, MixerConfig
-
-    root = tmp_path_factory.mktemp("cli_mix")
-    utterances = []
-    for index in range(6):
-        spoof = index % 2 == 1
-        path = save_audio(
-            root / "utts" / f"u{index}.wav",
-            tone(SPOOF_HZ if spoof else BONAFIDE_HZ, 1.0, index),
-            RATE,
-        )
-        utterances.append(
-            Utterance(
-                utt_id=f"u{index}",
-                path=str(path),
-                label="spoof" if spoof else "bonafide",
-                speaker=f"s{index}",
-                system="A07" if spoof else "-",
-            )
-        )
-    config = MixerConfig(level_mode="gain", min_overlap=0.3)
-    Mixer(config).run(utterances, root / "mix", n_mixtures=4, seed=1, workers=1, progress=False)
-    return root / "mix"
+    return write_tone_mixtures(
+        tmp_path_factory.mktemp("cli_mix"),
+        n_utterances=6,
+        n_mixtures=4,
+        seed=1,
+        audio=lambda index, spoof: tone(SPOOF_HZ if spoof else BONAFIDE_HZ, 1.0, index),
+        rate=RATE,
+    )
 
 
 @pytest.mark.parametrize("assignment", ["signal", "labels", "none"])

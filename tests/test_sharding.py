@@ -11,9 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from mixture_fixtures import write_tone_mixtures
 
-from amongus.audio import save_audio
-from amongus.manifest import Utterance
 from amongus.sharding import merge_notes, merge_reports, parse_shard, shard_bounds
 
 RATE = 16000
@@ -67,30 +66,20 @@ def test_merge_notes_sums_counted_notes():
 # ---------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
 def tiny_setup(tmp_path_factory):
-    from amongus.mix import Mixer, MixerConfig
     from amongus.testing.classifiers import build_tiny_classifier
     from amongus.testing.separators import build_tiny_convtasnet
 
     root = tmp_path_factory.mktemp("sharded")
-    utterances = []
-    for index in range(8):
-        spoof = index % 2 == 1
-        seconds = 0.8 + 0.1 * index  # different lengths: batches pad and cut per item
-        path = save_audio(
-            root / "utts" / f"u{index}.wav", _tone(3000 if spoof else 200, seconds, index), RATE
-        )
-        utterances.append(
-            Utterance(
-                utt_id=f"u{index}",
-                path=str(path),
-                label="spoof" if spoof else "bonafide",
-                speaker=f"s{index}",
-                system="A07" if spoof else "-",
-            )
-        )
-    config = MixerConfig(level_mode="gain", min_overlap=0.3)
-    Mixer(config).run(utterances, root / "mix", n_mixtures=7, seed=3, workers=1, progress=False)
-    manifest = root / "mix" / "mixtures.jsonl"
+    mix = write_tone_mixtures(
+        root,
+        n_utterances=8,
+        n_mixtures=7,
+        seed=3,
+        # different lengths: batches pad and cut per item
+        audio=lambda index, spoof: _tone(3000 if spoof else 200, 0.8 + 0.1 * index, index),
+        rate=RATE,
+    )
+    manifest = mix / "mixtures.jsonl"
     lines = manifest.read_text(encoding="utf-8").splitlines()
     # a malformed line and a missing file: skipped rows must keep their place too
     lines.insert(2, '{"mixture_id": "broken"')

@@ -27,6 +27,9 @@ N_CLASSES = 3
 
 # The inference hyperparams.yaml of speechbrain/spkrec-ecapa-voxceleb, shrunk (channels, sizes):
 # no sample_rate key, hub paths under pretrained_path, the same tags and pretrainer.
+# Kept as text on purpose rather than written by save_ecapa_folder (whose template repeats most
+# of it): the loader must read the published file itself, not our writer's copy of it, and a
+# change to the writer must not change what these tests load (the writer has its own round trip).
 PUBLISHED_YAML = """\
 # ############################################################################
 # Model: ECAPA big for Speaker verification
