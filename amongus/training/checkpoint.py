@@ -107,14 +107,9 @@ def save_checkpoint(
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        # the same step written again after a resume replaces the old folder
-        _swap_in(tmp, final, old=root / f".old-{checkpoint_name(global_step)}")
-        for stale in list_checkpoints(root)[:-keep]:
-            shutil.rmtree(stale, ignore_errors=True)
+        _publish_checkpoint(tmp, root, global_step=global_step, keep=keep)
         for leftover in root.glob(".tmp-*"):
-            if leftover != tmp:
-                shutil.rmtree(leftover, ignore_errors=True)
-        logger.info("checkpoint written: %s", final)
+            shutil.rmtree(leftover, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
 
@@ -212,12 +207,7 @@ def save_folder_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    # the same step written again after a resume replaces the old folder
-    _swap_in(tmp, final, old=root / f".old-{checkpoint_name(global_step)}")
-    for stale in list_checkpoints(root)[:-keep]:
-        shutil.rmtree(stale, ignore_errors=True)
-    logger.info("checkpoint written: %s", final)
-    return final
+    return _publish_checkpoint(tmp, root, global_step=global_step, keep=keep)
 
 
 def _swap_in(tmp: Path, final: Path, *, old: Path) -> None:
@@ -232,3 +222,14 @@ def _swap_in(tmp: Path, final: Path, *, old: Path) -> None:
         shutil.rmtree(old)
     else:
         os.replace(tmp, final)
+
+
+def _publish_checkpoint(tmp: Path, root: Path, *, global_step: int, keep: int) -> Path:
+    """Rename the finished ``tmp`` to ``root/step-N`` (the same step written again after a
+    resume replaces the old folder) and keep only the newest ``keep`` checkpoints."""
+    final = root / checkpoint_name(global_step)
+    _swap_in(tmp, final, old=root / f".old-{checkpoint_name(global_step)}")
+    for stale in list_checkpoints(root)[:-keep]:
+        shutil.rmtree(stale, ignore_errors=True)
+    logger.info("checkpoint written: %s", final)
+    return final

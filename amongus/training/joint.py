@@ -483,6 +483,8 @@ def train_joint(trainer):
         data_report,
         improved_metric,
         mark_fine_tuned,
+        record_baseline,
+        starts_fresh,
         warmup_updates,
     )
 
@@ -689,17 +691,10 @@ def train_joint(trainer):
             save_model_atomically(classifier, output_dir / "best", extra=run_files)
             separator.save(output_dir / SEPARATOR_DIR)
 
-    fresh = state["epoch"] == 0 and state["batches_done"] == 0 and not history
-    if config.validate_first and fresh and val_loader is not None:
-        row = {
-            "epoch": 0,
-            "global_step": 0,
-            **validate(),
-            "learning_rate": scheduler.get_last_lr()[0],
-        }
-        history.append(row)
-        logger.info("before training: %s", _format_row(row))
-        keep_if_best(row)
+    if config.validate_first and starts_fresh(state, history) and val_loader is not None:
+        metrics = validate()
+        record_baseline(history, metrics, scheduler.get_last_lr()[0])
+        keep_if_best(metrics)
 
     for epoch in range(state["epoch"], config.epochs):
         sampler.set_epoch(epoch)

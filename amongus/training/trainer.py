@@ -449,20 +449,12 @@ class Trainer:
                         classifier, self.output_dir / "best", extra=self._run_files(history)
                     )
 
-        fresh = state["epoch"] == 0 and state["batches_done"] == 0 and not history
-        if config.validate_first and fresh and val_loader is not None:
+        if config.validate_first and starts_fresh(state, history) and val_loader is not None:
             # the baseline the epochs are compared with: the classifier before any update
             metrics = self._validate(
                 model, val_loader, class_weights, inputs_use_mask, model_device
             )
-            row = {
-                "epoch": 0,
-                "global_step": 0,
-                **metrics,
-                "learning_rate": scheduler.get_last_lr()[0],
-            }
-            history.append(row)
-            logger.info("before training: %s", _format_row(row))
+            record_baseline(history, metrics, scheduler.get_last_lr()[0])
             keep_if_best(metrics)
         for epoch in range(state["epoch"], config.epochs):
             # Accelerate's loader re-sets its batch sampler's epoch from its own iteration count
@@ -916,6 +908,18 @@ def improved_metric(metrics: dict[str, Any], best: float | None) -> float | None
     if metric is not None and (best is None or metric < best):
         return metric
     return None
+
+
+def starts_fresh(state: dict[str, Any], history: list) -> bool:
+    """Whether a run starts from scratch (not resumed from a checkpoint with progress)."""
+    return state["epoch"] == 0 and state["batches_done"] == 0 and not history
+
+
+def record_baseline(history: list, metrics: dict[str, Any], learning_rate: float) -> None:
+    """Append the before-training validation row (epoch 0, step 0) to ``history`` and log it."""
+    row = {"epoch": 0, "global_step": 0, **metrics, "learning_rate": learning_rate}
+    history.append(row)
+    logger.info("before training: %s", _format_row(row))
 
 
 def accumulation_group(
