@@ -272,6 +272,27 @@ def with_options(spec: Any, options: dict[str, Any], *, kind: str) -> Any:
     raise TypeError(f"cannot add options {sorted(options)} to a {type(spec).__name__}")
 
 
+def pipeline_from_args(args: argparse.Namespace, **options: Any):
+    """The :class:`amongus.Pipeline` a command line asks for: its components
+    (:func:`component_specs` under ``--preset``), ``--batch-size``, ``--device``,
+    ``--threshold`` (the spoof threshold) and ``--preset``; ``options`` are the command's own
+    further :class:`~amongus.Pipeline` arguments (``assignment``, ``chunk_seconds``...).
+
+    Raises:
+        what :class:`amongus.Pipeline` and :func:`component_specs` raise for a bad component.
+    """
+    from .pipeline import Pipeline
+
+    return Pipeline(
+        **component_specs(args, preset=args.preset),
+        batch_size=args.batch_size,
+        device=args.device,
+        spoof_threshold=args.threshold,
+        preset=args.preset,
+        **options,
+    )
+
+
 def component_specs(
     args: argparse.Namespace,
     *,

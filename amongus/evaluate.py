@@ -42,6 +42,7 @@ from .cli_options import (
     add_version_options,
     component_specs,
     configure_logging,
+    pipeline_from_args,
     version_requested,
 )
 from .fsutil import check_writable, one_line
@@ -340,22 +341,17 @@ def _single(args: argparse.Namespace) -> int:
 
 
 def _mixtures(args: argparse.Namespace) -> int:
-    from .pipeline import Pipeline
-
     if len(args.inputs) != 1:
         raise SystemExit("give one mixtures.jsonl (or Mixer output folder) per run")
     from .conversation.evaluate import is_conversation_manifest, run_from_args
 
-    if is_conversation_manifest(args.inputs[0]):  # simulated calls (amongus.mix --mode conversation)
+    # simulated calls (amongus.mix --mode conversation)
+    if is_conversation_manifest(args.inputs[0]):
         return run_from_args(args)
-    pipeline = Pipeline(
-        **component_specs(args, preset=args.preset),
+    pipeline = pipeline_from_args(
+        args,
         assignment=None if args.assignment == "none" else args.assignment,
-        batch_size=args.batch_size,
         chunk_seconds=args.chunk_seconds,
-        device=args.device,
-        spoof_threshold=args.threshold,
-        preset=args.preset,
         quantize=args.quantize,
         mixed_precision=args.mixed_precision,
     )

@@ -17,8 +17,8 @@ from pathlib import Path
 from ..cli_options import (
     add_component_options,
     add_version_options,
-    component_specs,
     configure_logging,
+    pipeline_from_args,
     version_requested,
 )
 from .calibrate import spoof_threshold_arg
@@ -89,18 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..fsutil import check_writable, one_line
 
     try:
-        from ..pipeline import Pipeline
         from ..speakers import enroll, load_speaker_embedder
 
         check_writable(args.out)
-        pipeline = Pipeline(
-            **component_specs(args, preset=args.preset),
-            assignment=None,
-            batch_size=args.batch_size,
-            device=args.device,
-            spoof_threshold=args.threshold,
-            preset=args.preset,
-        )
+        pipeline = pipeline_from_args(args, assignment=None)
         embedder = load_speaker_embedder(
             args.embedder, device=args.device, trust_checkpoint=args.trust_checkpoint
         )

@@ -263,18 +263,10 @@ def evaluate_conversations(
 
 def run_from_args(args) -> int:
     """``python -m amongus.evaluate`` on a conversation manifest (its parsed arguments)."""
-    from ..cli_options import component_specs
-    from ..pipeline import Pipeline
+    from ..cli_options import pipeline_from_args
 
-    pipeline = Pipeline(
-        **component_specs(args, preset=args.preset),
-        assignment=None,
-        batch_size=args.batch_size,
-        chunk_seconds=args.chunk_seconds,
-        device=args.device,
-        spoof_threshold=args.threshold,
-        preset=args.preset,
-        quantize=args.quantize,
+    pipeline = pipeline_from_args(
+        args, assignment=None, chunk_seconds=args.chunk_seconds, quantize=args.quantize
     )
     evaluation = evaluate_conversations(
         pipeline,
