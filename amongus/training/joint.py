@@ -483,6 +483,7 @@ def train_joint(trainer):
         data_report,
         improved_metric,
         mark_fine_tuned,
+        mid_epoch_checkpoint_due,
         record_baseline,
         starts_fresh,
         warmup_updates,
@@ -739,11 +740,7 @@ def train_joint(trainer):
             state["global_step"] += 1
             if config.throttle_seconds:
                 time.sleep(config.throttle_seconds)
-            if (
-                config.checkpoint_every_steps
-                and state["global_step"] % config.checkpoint_every_steps == 0
-                and state["batches_done"] < batches_per_epoch
-            ):
+            if mid_epoch_checkpoint_due(config, state, batches_per_epoch):
                 write_checkpoint()
         bar.close()
 

@@ -507,11 +507,7 @@ class Trainer:
                     )
                 if config.throttle_seconds:
                     time.sleep(config.throttle_seconds)
-                if (
-                    config.checkpoint_every_steps
-                    and state["global_step"] % config.checkpoint_every_steps == 0
-                    and state["batches_done"] < batches_per_epoch
-                ):
+                if mid_epoch_checkpoint_due(config, state, batches_per_epoch):
                     save_checkpoint(
                         accelerator,
                         checkpoints_dir,
@@ -920,6 +916,18 @@ def record_baseline(history: list, metrics: dict[str, Any], learning_rate: float
     row = {"epoch": 0, "global_step": 0, **metrics, "learning_rate": learning_rate}
     history.append(row)
     logger.info("before training: %s", _format_row(row))
+
+
+def mid_epoch_checkpoint_due(
+    config: TrainerConfig, state: dict[str, Any], batches_per_epoch: int
+) -> bool:
+    """Whether the update just made is due a ``checkpoint_every_steps`` checkpoint; never at an
+    epoch's last batch, whose checkpoint the end of the epoch writes (after validation)."""
+    return bool(
+        config.checkpoint_every_steps
+        and state["global_step"] % config.checkpoint_every_steps == 0
+        and state["batches_done"] < batches_per_epoch
+    )
 
 
 def accumulation_group(
