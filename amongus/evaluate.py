@@ -425,10 +425,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         with FolderLock(args.out) if owner else contextlib.nullcontext():
             if owner:
                 check_writable(args.out)
-            return _single(args) if args.single else _mixtures(args)
+            status = _single(args) if args.single else _mixtures(args)
     except (FileNotFoundError, ValueError, OSError, TorchFamilyError) as error:
         print(f"error: {one_line(error)}", file=sys.stderr)
         return 2
+    if state is not None:
+        # every process leaves together and tears its process group down: a process that
+        # exits while the group is alive can abort in gloo's destructor (SIGABRT, "terminate
+        # called without an active exception"), failing the launch after a complete run
+        state.wait_for_everyone()
+        state.destroy_process_group()
+    return status
 
 
 if __name__ == "__main__":

@@ -163,6 +163,14 @@ def test_merge_refuses_reports_of_different_runs(tiny_setup):
         merge_reports([])
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @pytest.mark.slow
 def test_accelerate_launch_on_two_processes_equals_one_process(tiny_setup, tmp_path):
     launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
@@ -201,6 +209,10 @@ def test_accelerate_launch_on_two_processes_equals_one_process(tiny_setup, tmp_p
         "no",
         "--dynamo_backend",
         "no",
+        # a free port, not torchrun's default 29500: two suites on one machine (a developer's
+        # and CI's) would otherwise join each other's process group and abort
+        "--main_process_port",
+        str(_free_port()),
         "-m",
         "amongus.evaluate",
     ]
