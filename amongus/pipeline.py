@@ -320,17 +320,10 @@ class Pipeline:
         audio, rate = load_mixture_audio(mixture, path)
         references = None
         if with_references:
-            from .audio import resample
-            from .mix.render import render_sources
+            from .mix.render import render_references
 
             resolved = _with_resolved_sources(mixture, base_dir)
-            try:
-                references = render_sources(resolved)
-            except AudioError as error:
-                raise AudioError(error.path, f"reference source: {error.problem}") from error
-            if mixture.sample_rate != rate:
-                references = resample(references, mixture.sample_rate, rate)
-            references = _fit(references, audio.shape[0])
+            references = _fit(render_references(resolved, rate), audio.shape[0])
         return _Item(mixture.mixture_id, audio, rate, str(path), mixture, references)
 
     def _wants_references(self) -> bool:

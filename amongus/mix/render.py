@@ -176,6 +176,27 @@ def render_sources(mixture: Mixture, *, cache: SourceCache | None = None) -> np.
     return (placed * mixture.normalization).astype(np.float32)
 
 
+def render_references(mixture: Mixture, sample_rate: int) -> np.ndarray:
+    """The mixture's reference sources (:func:`render_sources`) at ``sample_rate``: what the
+    pipeline's signal assignment and joint training compare separated streams with.
+
+    Shape: ``-> [S, T]`` (float32; ``T`` follows the record's length, resampled).
+
+    Raises:
+        amongus.audio.AudioError: a source file is refused or unreadable; the problem is
+            prefixed ``reference source:`` and names the file.
+    """
+    from ..audio import AudioError
+
+    try:
+        sources = render_sources(mixture)
+    except AudioError as error:
+        raise AudioError(error.path, f"reference source: {error.problem}") from error
+    if mixture.sample_rate != sample_rate:
+        sources = resample(sources, mixture.sample_rate, sample_rate)
+    return sources
+
+
 def render_mixture(mixture: Mixture, *, cache: SourceCache | None = None) -> np.ndarray:
     """The mixture rendered again from its record, augmentations included.
 

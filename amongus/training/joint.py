@@ -210,17 +210,12 @@ def load_mixture_and_sources(mixture, sample_rate: int) -> tuple[np.ndarray, np.
         amongus.audio.AudioError: the mixture or a source is refused by the validation policy
             or unreadable (names the file).
     """
-    from ..audio import AudioError, resample
-    from ..mix.render import render_sources
+    from ..audio import resample
+    from ..mix.render import render_references
     from ..validation import load_mixture_audio
 
     audio, rate = load_mixture_audio(mixture)
-    try:
-        sources = render_sources(mixture)
-    except AudioError as error:
-        raise AudioError(error.path, f"reference source: {error.problem}") from error
-    if mixture.sample_rate != rate:
-        sources = resample(sources, mixture.sample_rate, rate)
+    sources = render_references(mixture, rate)
     if rate != sample_rate:
         audio = resample(audio, rate, sample_rate)
         sources = resample(sources, rate, sample_rate)
