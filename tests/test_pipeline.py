@@ -9,8 +9,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from conversation_fixtures import high_band_scores  # noqa: E402
+
 from amongus.audio import save_audio  # noqa: E402
-from amongus.classifier import StreamScores  # noqa: E402
 from amongus.labels import composition_label  # noqa: E402
 from amongus.manifest import Utterance, read_mixtures, write_jsonl  # noqa: E402
 from amongus.pipeline import Pipeline  # noqa: E402
@@ -50,14 +51,7 @@ class ToneClassifier:
             rows = [row[: int(n)] for row, n in zip(rows, lengths, strict=True)]
         self.n_calls += 1
         self.n_scored += len(rows)
-        logits = []
-        for row in rows:
-            spectrum = np.abs(np.fft.rfft(row)) ** 2
-            freqs = np.fft.rfftfreq(row.size, 1 / RATE)
-            share = (spectrum[freqs > 1000].sum() + 1e-9) / (spectrum.sum() + 2e-9)
-            share = float(np.clip(share, 1e-4, 1 - 1e-4))
-            logits.append([0.0, np.log(share / (1 - share))])
-        return StreamScores.from_logits(np.array(logits), 1)
+        return high_band_scores(rows)
 
 
 class SwappingOracle(SeparatorBase):
