@@ -21,6 +21,27 @@ if [ "$WITH_APT" = 1 ] && command -v apt-get >/dev/null; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 fi
+# Opt-in, not for CI (about 90 MB): more training speakers for the separator recipe
+# (`train_separator --extra-speech`). klettres-data and ktuberling-data are installed; the two
+# Asterisk prompt voices are only unpacked (dpkg-deb -x) into AMONGUS_EXTRA_SPEECH_ROOT
+# (default ~/.cache/amongus/extra-speech): installing them would remove asterisk-core-sounds-es
+# and -fr (they conflict), whose transcripts the corpus recipe and the default separator data need.
+if [ "${AMONGUS_SEPARATOR_DATA:-0}" = 1 ] && [ "$WITH_APT" = 1 ] && command -v apt-get >/dev/null; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  for pkg in klettres-data ktuberling-data; do
+    dpkg -s "$pkg" >/dev/null 2>&1 ||
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$pkg" >/dev/null
+  done
+  UNPACK="${AMONGUS_EXTRA_SPEECH_ROOT:-$HOME/.cache/amongus/extra-speech}"
+  mkdir -p "$UNPACK"
+  for pkg in asterisk-prompt-es-co asterisk-prompt-fr-armelle; do
+    [ -d "$UNPACK/usr/share/doc/$pkg" ] && continue
+    download="$(mktemp -d)"
+    (cd "$download" && apt-get download -qq "$pkg") && dpkg-deb -x "$download"/*.deb "$UNPACK"
+    rm -rf "$download"
+  done
+fi
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip

@@ -143,6 +143,7 @@ class SeparatorTrainingConfig:
     test_speakers: list[str] = field(default_factory=list)
     val_speakers: list[str] = field(default_factory=list)
     max_per_speaker: int | None = 400
+    extra_speech: bool = False
     balance_speakers: bool = False
     speed_perturb: float = 0.0
     sample_rate: int = 16000
@@ -179,6 +180,8 @@ class SeparatorTrainingConfig:
             raise ValueError(f"size must be one of {sorted(SIZES[self.arch])}, got {self.size!r}")
         if need_data and not self.train_sources and self.real_speech is None:
             raise ValueError("no training sources given (--train or --real-speech)")
+        if self.extra_speech and self.real_speech is None:
+            raise ValueError("extra_speech (--extra-speech) needs real_speech (--real-speech)")
         if self.n_src < 2:
             raise ValueError(f"n_src must be >= 2, got {self.n_src}")
         for name in ("segment_seconds", "val_seconds", "learning_rate"):
@@ -359,6 +362,12 @@ def prepare_data(
     otherwise it is chosen and written there. Utterances of ``train_sources`` whose speaker is
     a validation, test or held-out speaker are left out (and counted in the log).
 
+    With ``extra_speech`` (training only): the speakers of
+    :mod:`amongus.recipes.separation_sources` join the training speakers (the split is chosen
+    without them, so validation and test stay those of a run without the option), and the
+    clips under 1 s of every training speaker are packed into 3-6 s pseudo-utterances
+    (:mod:`amongus.recipes.speech_packing`) instead of being skipped.
+
     Raises:
         ValueError: no usable audio, or a split that is too small (the message says which).
     """
@@ -387,6 +396,16 @@ def prepare_data(
             test_speakers=config.test_speakers,
             val_speakers=config.val_speakers,
         )
+    extra_speech = None
+    if config.extra_speech and need_train:
+        from . import separation_sources as xs
+
+        extra_speech = xs.find_extra_speech(
+            max_per_speaker=config.max_per_speaker, seed=config.split_seed
+        )
+        added = xs.add_training_speakers(split, extra_speech.speakers)
+        if added:
+            logger.info("extra speech: %d training speaker(s) added: %s", len(added), added)
     wanted = ({"train", "val"} if need_train else set()) | ({"test"} if need_test else set())
     chosen = [u for u in inventory.utterances if split.of(u.speaker) in wanted]
     items = load_all(
@@ -407,6 +426,9 @@ def prepare_data(
                 len(extra) - len(kept),
             )
         parts["train"].extend(kept)
+    extra_summary = None
+    if extra_speech is not None:
+        extra_summary = _add_extra_speech(config, extra_speech, chosen, items, split, parts)
     for name, needed in (("train", need_train), ("val", need_train), ("test", need_test)):
         if needed and not parts[name]:
             raise ValueError(f"no usable {name} audio after the speaker split ({split.to_dict()})")
@@ -414,10 +436,43 @@ def prepare_data(
         "inventory": inventory.describe(),
         "splits": sd.describe_split(parts, rate),
     }
+    if extra_summary is not None:
+        summary["extra_speech"] = extra_summary
     if need_train and not split_path.is_file():
         sd.write_split(split_path, split, summary)
         logger.info("speaker split written to %s: %s", split_path, split.to_dict())
     return SeparationData(parts["train"], parts["val"], parts["test"], split, summary)
+
+
+def _add_extra_speech(config, extra_speech, chosen, items, split, parts) -> dict[str, Any]:
+    """Add ``--extra-speech`` audio to ``parts["train"]``; returns its summary for the log.
+
+    The clips of training speakers that the usual loading skipped (shorter than 1 s, or
+    unreadable: those are skipped again and counted) are loaded again, with the extra
+    packages' recordings of training speakers, and the short ones packed.
+    """
+    from .speech_packing import load_and_pack
+
+    loaded_ids = {item.utterance.utt_id for item in items}
+    skipped = [u for u in chosen if split.of(u.speaker) == "train" and u.utt_id not in loaded_ids]
+    extra = [u for u in extra_speech.utterances if split.of(u.speaker) == "train"]
+    if len(extra) < len(extra_speech.utterances):
+        logger.warning(
+            "extra speech: left out %d file(s) of speakers that split.json does not train on",
+            len(extra_speech.utterances) - len(extra),
+        )
+    added, report = load_and_pack(
+        skipped + extra, sample_rate=config.sample_rate, seed=config.split_seed,
+        max_seconds=config.max_utterance_seconds,
+    )  # fmt: skip
+    parts["train"].extend(added)
+    return {
+        "packages": extra_speech.describe(),
+        "packing": report.to_dict(),
+        "short_clips_of_other_sources": len(skipped),
+        "utterances_added": len(added),
+        "minutes_added": round(sum(i.audio.shape[0] for i in added) / config.sample_rate / 60, 2),
+    }
 
 
 # --------------------------------------------------------------------------- training
@@ -527,6 +582,9 @@ def train_separator(
         if checkpoint_path.is_file() and not restart:
             saved = ss.load_checkpoint(checkpoint_path)
             changed = ss.config_differences(saved["config"], asdict(config))
+            if config.extra_speech and "extra_speech" not in saved["config"]:
+                # a run from before the option trained without it: not the same data
+                changed.append("extra_speech")
             if changed:
                 raise ValueError(
                     f"{checkpoint_path}: the run was started with other settings "
@@ -843,6 +901,15 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--split-seed", type=int, default=0)
     data.add_argument("--max-per-speaker", type=int, default=400)
     data.add_argument(
+        "--extra-speech",
+        action="store_true",
+        help="with --real-speech: more training speakers from the single-word recordings of "
+        "klettres-data, ktuberling-data, asterisk-prompt-es-co and asterisk-prompt-fr-armelle "
+        "(AMONGUS_SEPARATOR_DATA=1 scripts/setup.sh installs them), and clips under 1 s of "
+        "training speakers packed into 3-6 s pseudo-utterances instead of skipped; validation "
+        "and test speakers are unchanged",
+    )
+    data.add_argument(
         "--balance-speakers",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -927,6 +994,7 @@ def config_from_args(args: argparse.Namespace) -> SeparatorTrainingConfig:
         test_speakers=_speaker_list(args.test_speakers),
         val_speakers=_speaker_list(args.val_speakers),
         max_per_speaker=args.max_per_speaker,
+        extra_speech=args.extra_speech,
         balance_speakers=real if args.balance_speakers is None else args.balance_speakers,
         speed_perturb=(0.1 if real else 0.0) if args.speed_perturb is None else args.speed_perturb,
         sample_rate=args.sample_rate,
