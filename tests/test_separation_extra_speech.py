@@ -41,21 +41,25 @@ def _write(path, audio, **options):
 
 
 def _fake_packages(root, rng, *, words: int = 3, seconds: float = 0.5, with_fr: bool = False):
-    """klettres (en, en_GB), ktuberling (sr and its variant, fr as .wav), es-co as GSM."""
+    """klettres (en, en_GB; letters and syllables), ktuberling (sr and its variant, fr as .wav
+    with a theme), es-co as GSM."""
     for language in ("en", "en_GB"):
-        for index in range(words):
-            _write(root / xs.KLETTRES / language / "alpha" / f"l{index}.ogg", _word(rng, seconds))
-        _write(root / xs.KLETTRES / language / "syllab" / "ba.ogg", _word(rng, seconds))
+        for kind in ("alpha", "syllab"):
+            for index in range(words):
+                _write(root / xs.KLETTRES / language / kind / f"l{index}.ogg", _word(rng, seconds))
     (root / xs.KLETTRES / "icons" / "hicolor").mkdir(parents=True)  # no alpha/syllab: no voice
     sr = root / xs.KTUBERLING
     for index in range(words):
         _write(sr / "sr" / f"w{index}.ogg", _word(rng, seconds))
+    _write(sr / "sr" / "nao_care.ogg", _word(rng, seconds))  # a prefix of one file: no theme
     # a script variant: one identical copy (left out) and one recording of its own
     (sr / "sr@latin").mkdir(parents=True)
     (sr / "sr@latin" / "w0.ogg").write_bytes((sr / "sr" / "w0.ogg").read_bytes())
     _write(sr / "sr@latin" / "own.ogg", _word(rng, seconds))
     for index in range(words):
         _write(sr / "fr" / f"mot{index}.wav", _word(rng, seconds))
+    for index in range(xs.MIN_THEME_FILES):  # a theme: its own speaker
+        _write(sr / "fr" / f"egypte_{index}.ogg", _word(rng, seconds))
     (sr / "fr.soundtheme").write_text("<language/>")
     gsm = dict(format="RAW", subtype="GSM610")
     prompts = root / xs.ASTERISK_SOUNDS / "es"
@@ -73,22 +77,27 @@ def _fake_packages(root, rng, *, words: int = 3, seconds: float = 0.5, with_fr: 
 
 
 # ------------------------------------------------------------------------ finders
-def test_finders_give_one_speaker_per_package_folder(tmp_path):
+NEW_SPEAKERS = {
+    "es_co", "klettres_en_alpha", "klettres_en_syllab", "klettres_en_GB_alpha",
+    "klettres_en_GB_syllab", "ktuberling_fr", "ktuberling_fr_egypte", "ktuberling_sr",
+}  # fmt: skip
+
+
+def test_finders_give_one_speaker_per_recording_set(tmp_path):
     root = _fake_packages(tmp_path, np.random.default_rng(0))
     extra = xs.find_extra_speech(root)
-    assert extra.speakers == [
-        "es_co", "klettres_en", "klettres_en_GB", "ktuberling_fr", "ktuberling_sr",
-    ]  # fmt: skip
+    assert extra.speakers == sorted(NEW_SPEAKERS)
     by_speaker = Counter(u.speaker for u in extra.utterances)
-    assert by_speaker["klettres_en"] == 4 and by_speaker["klettres_en_GB"] == 4
+    assert by_speaker["klettres_en_alpha"] == 3 and by_speaker["klettres_en_GB_syllab"] == 3
     # sr@latin folds into sr; its byte-identical copy is left out, its own recording kept
-    assert by_speaker["ktuberling_sr"] == 4
+    assert by_speaker["ktuberling_sr"] == 5
     assert extra.left_out == {"same bytes as another file": 1}
     assert by_speaker["ktuberling_fr"] == 3  # .wav files too
+    assert by_speaker["ktuberling_fr_egypte"] == xs.MIN_THEME_FILES
     assert by_speaker["es_co"] == 4  # 3 prompts and a digit, not the beep
     assert not any("beep" in u.path for u in extra.utterances)
     ids = [u.utt_id for u in extra.utterances]
-    assert len(set(ids)) == len(ids) and "klettres_en_GB_syllab_ba" in ids
+    assert len(set(ids)) == len(ids) and "klettres_en_GB_syllab_l0" in ids
     assert all(u.label == "bonafide" and os.path.isfile(u.path) for u in extra.utterances)
     # the symlinked fr folder is another voice: armelle counts as not installed
     assert extra.missing_packages == ["asterisk-prompt-fr-armelle"]
@@ -260,13 +269,13 @@ def test_extra_speech_adds_training_speakers_and_leaves_val_and_test_alone(layou
     assert extra.split.held_out == plain.split.held_out
     plain_train = {i.utterance.speaker for i in plain.train}
     extra_train = {i.utterance.speaker for i in extra.train}
-    new = {"es_co", "klettres_en", "klettres_en_GB", "ktuberling_fr", "ktuberling_sr"}
+    new = NEW_SPEAKERS
     assert extra_train == plain_train | new
     assert set(extra.split.train) == set(plain.split.train) | new
     # what trained before still does, unchanged; LJ's short clips now arrive packed
     assert set(_ids(plain.train)) <= set(_ids(extra.train))
     packs = [i for i in extra.train if i.utterance.utt_id.startswith(sp.PACK_PREFIX)]
-    assert {p.utterance.speaker for p in packs} >= {"lj", "klettres_en", "ktuberling_sr"}
+    assert {p.utterance.speaker for p in packs} >= {"lj", "klettres_en_alpha", "ktuberling_sr"}
     assert all(1.0 <= p.audio.shape[0] / RATE <= 6.0 for p in packs)
     assert all(i.audio.shape[0] >= RATE for i in extra.train)
     # split.json names the new speakers and what was missing

@@ -2,10 +2,13 @@
 of apt packages that the corpus recipe does not use.
 
 * ``klettres-data``: letters and syllables, ``/usr/share/klettres/<lang>/{alpha,syllab}/``;
-  speaker ``klettres_<lang>`` (``klettres_en_GB``);
-* ``ktuberling-data``: object names, ``/usr/share/ktuberling/sounds/<lang>/``; speaker
-  ``ktuberling_<lang>``. Script variants of one language (``sr@latin``, ``sr@ijekavian``) hold
-  the same recordings (identical files here) and count as the speaker of the base language;
+  one speaker per folder, ``klettres_<lang>_<alpha|syllab>`` (``klettres_en_GB_alpha``);
+* ``ktuberling-data``: object names, ``/usr/share/ktuberling/sounds/<lang>/``; one speaker per
+  language and theme: ``ktuberling_<lang>`` for the files without a theme prefix,
+  ``ktuberling_<lang>_<theme>`` for a theme (a file-name prefix before ``_`` shared by at least
+  :data:`MIN_THEME_FILES` files: ``egypt_camel.ogg``). Script variants of one language
+  (``sr@latin``, ``sr@ijekavian``) hold the same recordings (identical files here) and count as
+  the base language;
 * ``asterisk-prompt-es-co`` (``/usr/share/asterisk/sounds/es/``, speaker ``es_co``) and
   ``asterisk-prompt-fr-armelle`` (``.../sounds/fr/``, speaker ``armelle``): telephone prompts,
   header-less GSM 6.10 at 8 kHz, which libsndfile reads by the ``.gsm`` suffix. The folder
@@ -20,10 +23,16 @@ them with apt removes the transcripts that the corpus recipe (and the default se
 needs, so ``AMONGUS_SEPARATOR_DATA=1 scripts/setup.sh`` unpacks them there (``dpkg-deb -x``)
 instead of installing them.
 
-**One voice per folder is an assumption** (the packages do not name their speakers, except the
-two Asterisk prompts: July E. Jimenez and Armelle Desjardins); nothing was listened to. Files
-that are byte-identical to an earlier one (in sorted path order) are left out and counted, so
-that one recording never counts for two speakers.
+**Speakers are recording sets, and one voice per set is an assumption**: the packages do not
+name their speakers (except the two Asterisk prompts: July E. Jimenez and Armelle Desjardins),
+and nothing was listened to. A cheap check (median F0 per clip, ``librosa.yin``) showed that one
+language folder is not one voice: KLettres' German letters are spoken at about 220 Hz and its
+German syllables at about 110 Hz; KTuberling's Catalan files without a theme at about 150 Hz,
+its Catalan themes at 220-270 Hz. Hence the finer speakers above. The cost: one person who
+recorded two sets counts as two speakers, so a training mixture may, rarely, hold one voice
+twice; the other way (two voices under one speaker) would put two voices in one packed
+pseudo-utterance every time. Files that are byte-identical to an earlier one (in sorted path
+order) are left out and counted, so that one recording never counts for two speakers.
 
 The speakers found here are unknown to the corpus recipe: they only ever train
 (:func:`add_training_speakers`); the validation and test speakers of a run stay those chosen
@@ -50,6 +59,8 @@ UNPACKED_ROOT_VARIABLE = "AMONGUS_EXTRA_SPEECH_ROOT"
 KLETTRES = Path("usr/share/klettres")
 KTUBERLING = Path("usr/share/ktuberling/sounds")
 ASTERISK_SOUNDS = Path("usr/share/asterisk/sounds")
+#: a file-name prefix shared by fewer files is part of a word (``naocare_``), not a theme
+MIN_THEME_FILES = 4
 CLIP_SUFFIXES = (".ogg", ".opus", ".wav", ".flac", ".gsm")
 EXTRA_PACKAGES = (
     "klettres-data",
@@ -135,7 +146,7 @@ def _utterance(path: Path, utt_id: str, speaker: str, language: str, source: str
 def klettres_clips(
     failures: Counter[str], root: str | os.PathLike | None = None
 ) -> list[Utterance]:
-    """Letters and syllables of ``klettres-data``; one speaker per language folder.
+    """Letters and syllables of ``klettres-data``; one speaker per ``<lang>/<kind>`` folder.
 
     Missing package: counted in ``failures`` (``"klettres-data not installed"``).
     """
@@ -153,8 +164,9 @@ def klettres_clips(
             for path in _audio_files(folder):
                 clips.append(
                     _utterance(
-                        path, f"klettres_{language}_{kind}_{path.stem}", f"klettres_{language}",
-                        language.split("_")[0], "klettres-data (KDE KLettres sounds)", "GPL-2+",
+                        path, f"klettres_{language}_{kind}_{path.stem}",
+                        f"klettres_{language}_{kind}", language.split("_")[0],
+                        "klettres-data (KDE KLettres sounds)", "GPL-2+",
                     )
                 )  # fmt: skip
     return clips
@@ -163,7 +175,8 @@ def klettres_clips(
 def ktuberling_clips(
     failures: Counter[str], root: str | os.PathLike | None = None
 ) -> list[Utterance]:
-    """Object names of ``ktuberling-data``; one speaker per language (variants folded).
+    """Object names of ``ktuberling-data``; one speaker per language and theme (module
+    docstring; script variants folded into their language).
 
     Missing package: counted in ``failures`` (``"ktuberling-data not installed"``).
     """
@@ -174,11 +187,17 @@ def ktuberling_clips(
     clips = []
     for folder in sorted(p for p in base.iterdir() if p.is_dir()):
         language = folder.name.split("@")[0]
-        for path in _audio_files(folder):
+        files = _audio_files(folder)
+        prefixes = Counter(p.stem.split("_")[0] for p in files if "_" in p.stem)
+        for path in files:
+            theme = path.stem.split("_")[0] if "_" in path.stem else None
+            speaker = f"ktuberling_{language}"
+            if theme is not None and prefixes[theme] >= MIN_THEME_FILES:
+                speaker = f"{speaker}_{theme}"
             clips.append(
                 _utterance(
-                    path, f"ktuberling_{folder.name}_{path.stem}", f"ktuberling_{language}",
-                    language, "ktuberling-data (KDE KTuberling sounds)", "GPL-2+",
+                    path, f"ktuberling_{folder.name}_{path.stem}", speaker, language,
+                    "ktuberling-data (KDE KTuberling sounds)", "GPL-2+",
                 )
             )  # fmt: skip
     return clips
