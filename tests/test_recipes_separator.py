@@ -443,3 +443,28 @@ def test_real_speech_run_evaluates_on_test_mixtures_and_exports(shared_real, no_
     assert f"best checkpoint (step {best_step}) | {run_result['si_sdri_mean']:.2f}" in card
     with pytest.raises(ValueError, match="run folder itself"):
         se.export_best(run, run, "python -m export")
+
+
+def test_fit_gap_compares_training_and_validation_speakers(shared_real, no_apt, tmp_path):
+    """``--fit-gap``: the same fixed mixtures for every model; a rate-free separator
+    (passthrough, which made ``--evaluate passthrough`` fail on ``int(None)``) hears the run's
+    rate and improves nothing."""
+    run = tmp_path / "run"
+    config = _real_config(shared_real, run, val_seconds=1.0)
+    ts.train_separator(config, progress=False, command="python -m x")
+    first = se.fit_gap(config, n_mixtures=8)
+    again = se.fit_gap(config, n_mixtures=8)
+    assert first == again
+    row = first[se.RUN_MODEL]
+    assert np.isfinite([row["train_si_sdri"], row["val_si_sdri"]]).all()
+    assert row["gap"] == pytest.approx(row["train_si_sdri"] - row["val_si_sdri"], abs=1e-3)
+    passthrough = se.fit_gap(config, ["passthrough"], n_mixtures=8)["passthrough"]
+    assert passthrough["train_si_sdri"] == pytest.approx(0.0, abs=1e-3)
+    assert passthrough["val_si_sdri"] == pytest.approx(0.0, abs=1e-3)
+    tested = se.evaluate_on_test(config, ["passthrough"])["passthrough"]
+    assert tested["sample_rate"] == RATE and tested["si_sdri_mean"] == pytest.approx(0, abs=1e-3)
+    code = ts.main(
+        ["--arch", "convtasnet", "--size", "tiny", "--sample-rate", str(RATE),
+         "--real-speech", str(shared_real), "--out", str(run), "--fit-gap", "passthrough"]
+    )  # fmt: skip
+    assert code == 0

@@ -7,10 +7,13 @@
   and ``MODEL_CARD.md``, into a folder such as ``amongus/data/models/convtasnet-16k``;
 * :func:`write_model_card`: the shared separator card plus the speaker split, the test result
   and the learning curve;
-* :func:`benchmark_steps`: seconds per training step of a configuration.
+* :func:`benchmark_steps`: seconds per training step of a configuration;
+* :func:`fit_gap`: SI-SDRi on fixed mixtures of the *training* speakers against the same on the
+  validation speakers, which tells an undertrained model (both low) from an overfitted one
+  (training far above validation).
 
 All are reached through ``python -m amongus.recipes.train_separator`` (``--evaluate``,
-``--export-to``, ``--benchmark-steps``).
+``--export-to``, ``--benchmark-steps``, ``--fit-gap``).
 """
 
 from __future__ import annotations
@@ -87,7 +90,7 @@ def evaluate_on_test(
     split = None
     for name, source in targets:
         separator = load_separator(source)
-        rate = int(separator.sample_rate)
+        rate = _rate_of(separator, config)
         if rate not in mixtures_at:
             data = prepare_data(
                 dataclasses.replace(config, sample_rate=rate), need_train=False, need_test=True
@@ -128,6 +131,90 @@ def evaluate_on_test(
     merged.update(results)
     write_json(out_dir / TEST_RESULTS_FILE, portable_data(merged))
     return results
+
+
+#: Seed of the fixed mixtures of :func:`fit_gap` (not the validation seed: these are new draws).
+FIT_GAP_SEED = 123
+
+
+def fit_gap(
+    config: SeparatorTrainingConfig,
+    models: Sequence[str] = (),
+    *,
+    n_mixtures: int = 64,
+    seed: int = FIT_GAP_SEED,
+) -> dict[str, dict[str, float]]:
+    """SI-SDRi of separators on fixed mixtures of the run's training and validation speakers.
+
+    Both sets are drawn the way training draws its mixtures (:func:`draw_batch` with the run's
+    overlap and gain settings, speakers balanced, segments of ``val_seconds``, no speed
+    perturbation), from a generator seeded with ``seed``, so every model hears the same
+    mixtures. A model that scores far better on training speakers than on validation speakers
+    has overfitted them (more speakers would help); one that scores low on both is
+    undertrained (more steps would help).
+
+    Args:
+        config: the run's settings; its ``out_dir`` holds ``split.json``.
+        models: separators as ``amongus.load_separator`` takes them; empty: the run's best
+            model, named ``"run"``. Each hears the audio at its own sample rate.
+        n_mixtures: mixtures per set (rounded up to whole batches of 8).
+
+    Returns:
+        ``{model: {"train_si_sdri": dB, "val_si_sdri": dB, "gap": train - val}}``.
+
+    Raises:
+        ValueError: no usable audio or split (see :func:`prepare_data`).
+    """
+    import torch
+
+    from .. import load_separator
+    from .separation_data import draw_batch, speaker_index
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    out_dir = Path(config.out_dir)
+    targets = [(RUN_MODEL, str(out_dir))] if not models else [(m, m) for m in models]
+    options = dict(
+        n_src=config.n_src,
+        partial_overlap_probability=config.partial_overlap_probability,
+        gain_range_db=config.gain_range_db,
+    )
+    batches_at: dict[int, dict[str, list]] = {}
+    results: dict[str, dict[str, float]] = {}
+    for name, source in targets:
+        separator = load_separator(source)
+        rate = _rate_of(separator, config)
+        if rate not in batches_at:
+            data = prepare_data(dataclasses.replace(config, sample_rate=rate))
+            batches_at[rate] = {}
+            for part, pool in (("train", data.train), ("val", data.val)):
+                rng = np.random.default_rng(seed)
+                batches_at[rate][part] = [
+                    draw_batch(
+                        pool, rng, batch_size=8, n_samples=int(config.val_seconds * rate),
+                        speakers=speaker_index(pool), **options,
+                    )  # fmt: skip
+                    for _ in range(math.ceil(n_mixtures / 8))
+                ]
+        row: dict[str, float] = {}
+        with torch.inference_mode():
+            for part, batches in batches_at[rate].items():
+                improvements = [
+                    si_sdr_improvement(separator.separate(mixture), sources, mixture)[1]
+                    for mixture, sources in batches
+                ]
+                row[f"{part}_si_sdri"] = round(float(np.mean(improvements)), 3)
+        row["gap"] = round(row["train_si_sdri"] - row["val_si_sdri"], 3)
+        results[portable_path(name) if name != RUN_MODEL else name] = row
+        logger.info("%s: SI-SDRi %.2f dB on training speakers, %.2f dB on validation speakers",
+                    name, row["train_si_sdri"], row["val_si_sdri"])  # fmt: skip
+    return results
+
+
+def _rate_of(separator, config: SeparatorTrainingConfig) -> int:
+    """The rate a separator hears audio at; rate-free ones (passthrough) hear the run's rate."""
+    rate = getattr(separator, "sample_rate", None)
+    return int(rate) if rate else int(config.sample_rate)
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -20,7 +20,8 @@ when available; ``--amp`` runs the model in bfloat16 there).
 **Other commands on a run folder:** ``--evaluate [MODEL ...]`` measures SI-SDRi on the held-out
 test mixtures (the study's mixing recipe, fixed seed); ``--export-to DIR`` writes the best
 checkpoint in its published format with its model card; ``--benchmark-steps N`` times training
-steps (:mod:`amongus.recipes.separator_eval`).
+steps; ``--fit-gap [MODEL ...]`` compares SI-SDRi on training and validation speakers
+(:mod:`amongus.recipes.separator_eval`).
 
 The model is saved in its library's published format, loadable by ``amongus.load_separator``:
 
@@ -970,6 +971,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--benchmark-steps", type=int, metavar="N", help="time N training steps, print, exit"
     )
     other.add_argument(
+        "--fit-gap",
+        nargs="*",
+        metavar="MODEL",
+        default=None,
+        help="SI-SDRi on fixed mixtures of the training speakers and of the validation "
+        "speakers (undertrained: both low; overfitted: training far above); no MODEL: the "
+        "run's best model",
+    )
+    other.add_argument(
         "--plot-curve",
         metavar="PNG",
         help="draw the run's learning curve (validation SI-SDRi and training loss) to PNG",
@@ -1066,6 +1076,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.export_to:
             tools.export_best(config.out_dir, args.export_to, command)
             print(f"exported the best checkpoint of {config.out_dir} to {args.export_to}")
+            return 0
+        if args.fit_gap is not None:
+            config.validate()
+            for name, row in tools.fit_gap(config, args.fit_gap).items():
+                print(
+                    f"{name}: SI-SDRi {row['train_si_sdri']:.2f} dB on training speakers, "
+                    f"{row['val_si_sdri']:.2f} dB on validation speakers (gap {row['gap']:.2f})"
+                )
             return 0
         if args.evaluate is not None:
             config.validate()
