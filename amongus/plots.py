@@ -237,3 +237,42 @@ def plot_learning_curve(
         axes.set_title(title)
     axes.grid(alpha=0.3)
     return _save(figure, path)
+
+
+def plot_learning_curves(
+    runs: Mapping[str, Sequence[Mapping[str, Any]]],
+    path: str | os.PathLike,
+    *,
+    title: str = "separator runs",
+) -> Path:
+    """Validation SI-SDRi (dB) of several separator runs against the training step, one line
+    per run, to compare runs that share a validation set (for example the same data with and
+    without more training speakers).
+
+    ``runs`` maps a label to the rows of that run's ``learning_curve.jsonl`` (as in
+    :func:`plot_learning_curve`; step-0 rows and non-finite values are left out). Raises
+    ``ValueError`` naming the run that has no row to draw.
+    """
+    if not runs:
+        raise ValueError("no runs to plot")
+    figure = _figure(6.5, 3.8)
+    axes = figure.subplots()
+    for label, rows in runs.items():
+        points = sorted(
+            (int(row["step"]), float(row["si_sdri"]))
+            for row in rows
+            if int(row.get("step", 0)) > 0
+            and row.get("si_sdri") is not None
+            and np.isfinite(float(row["si_sdri"]))
+        )
+        if not points:
+            raise ValueError(f"{label}: no validation rows with a finite si_sdri to plot")
+        steps, values = zip(*points, strict=True)
+        axes.plot(steps, values, "o-", markersize=3, label=f"{label} (best {max(values):.2f} dB)")
+    axes.set_xlabel("training step")
+    axes.set_ylabel("validation SI-SDRi (dB)")
+    axes.set_title(title)
+    axes.legend(loc="lower right", fontsize="small")
+    axes.grid(alpha=0.3)
+    return _save(figure, path)
+

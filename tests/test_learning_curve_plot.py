@@ -59,3 +59,21 @@ def test_non_finite_validation_rows_are_left_out():
     rows = [{"step": 10, "si_sdri": float("nan")}, {"step": 20, "si_sdri": float("inf")}]
     with pytest.raises(ValueError, match="finite"):
         plot_learning_curve(rows, "unused.png")
+
+
+def test_runs_are_compared_on_one_plot_and_an_empty_one_is_named(tmp_path):
+    rows = [
+        {"step": 250, "si_sdri": 0.6, "train_loss": -0.4},
+        {"step": 500, "si_sdri": 1.4, "train_loss": -1.3},
+    ]
+    _write_curve(tmp_path / "base", rows)
+    _write_curve(tmp_path / "more-speakers", [{**row, "si_sdri": row["si_sdri"] + 1} for row in rows])
+    out = tmp_path / "compare.png"
+    argv = ["--arch", "sepformer", "--out", str(tmp_path / "base"), "--plot-curve", str(out)]
+    assert main([*argv, "--compare", str(tmp_path / "more-speakers")]) == 0
+    width, height = _png_size(out)
+    assert width > 200 and height > 100
+    _write_curve(tmp_path / "untrained", [{"step": 0, "si_sdri": -30.0}])
+    with pytest.raises(ValueError, match="untrained: no validation rows"):
+        plot_run_curve(tmp_path / "base", tmp_path / "bad.png", [tmp_path / "untrained"])
+    assert not (tmp_path / "bad.png").exists()

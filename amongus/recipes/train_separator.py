@@ -984,6 +984,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PNG",
         help="draw the run's learning curve (validation SI-SDRi and training loss) to PNG",
     )
+    other.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="RUN",
+        default=(),
+        help="with --plot-curve: draw these run folders' validation SI-SDRi on the same plot",
+    )
     return parser
 
 
@@ -1029,16 +1036,40 @@ def config_from_args(args: argparse.Namespace) -> SeparatorTrainingConfig:
     )
 
 
-def plot_run_curve(run_dir: str | Path, path: str | Path) -> Path:
-    """Draw ``run_dir``'s ``learning_curve.jsonl`` to ``path`` (:func:`amongus.plots.plot_learning_curve`).
+def plot_run_curve(
+    run_dir: str | Path, path: str | Path, compare: Sequence[str | Path] = ()
+) -> Path:
+    """Draw ``run_dir``'s ``learning_curve.jsonl`` to ``path`` (:func:`amongus.plots.plot_learning_curve`);
+    with ``compare`` (other run folders), the validation SI-SDRi of all of them on one plot
+    (:func:`amongus.plots.plot_learning_curves`), each labelled with its folder name.
 
     Raises ``ValueError`` naming the file when it is missing or holds no validation row.
     """
+    from ..plots import plot_learning_curve, plot_learning_curves
+
+    if compare:
+        runs = {}
+        for folder in (run_dir, *compare):
+            label = Path(folder).name
+            if label in runs:  # two folders of one name: tell them apart by their path
+                label = Path(folder).as_posix()
+            runs[label] = _curve_rows(Path(folder))
+        try:
+            return plot_learning_curves(runs, path)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+    rows = _curve_rows(Path(run_dir))
+    try:
+        return plot_learning_curve(rows, path, title=Path(run_dir).name)
+    except ValueError as error:
+        raise ValueError(f"{Path(run_dir) / 'learning_curve.jsonl'}: {error}") from None
+
+
+def _curve_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows of ``run_dir/learning_curve.jsonl``; ``ValueError`` naming the file and line."""
     import json
 
-    from ..plots import plot_learning_curve
-
-    curve = Path(run_dir) / "learning_curve.jsonl"
+    curve = run_dir / "learning_curve.jsonl"
     if not curve.is_file():
         raise ValueError(f"{curve}: no learning curve (has the run validated yet?)")
     rows = []
@@ -1049,10 +1080,7 @@ def plot_run_curve(run_dir: str | Path, path: str | Path) -> Path:
             rows.append(json.loads(line))
         except json.JSONDecodeError as error:
             raise ValueError(f"{curve}:{number}: not JSON ({error.msg})") from None
-    try:
-        return plot_learning_curve(rows, path, title=Path(run_dir).name)
-    except ValueError as error:
-        raise ValueError(f"{curve}: {error}") from None
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1070,7 +1098,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(" ".join(f"{key}={value}" for key, value in timing.items()))
             return 0
         if args.plot_curve:
-            plot_run_curve(config.out_dir, args.plot_curve)
+            plot_run_curve(config.out_dir, args.plot_curve, args.compare)
             print(f"wrote {args.plot_curve}")
             return 0
         if args.export_to:
