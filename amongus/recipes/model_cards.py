@@ -265,7 +265,8 @@ def separator_card(out_dir: str | os.PathLike, log: dict[str, Any], command: str
         *_licence_section(log),
         "## Limitations",
         "",
-        "A small model trained for minutes on a CPU: it separates far less well than published "
+        f"A small model trained for {_duration_words(log.get('wall_seconds'))} on a CPU: it "
+        "separates far less well than published "
         "checkpoints trained for days on GPUs (e.g. `speechbrain/sepformer-wsj02mix`, 22.4 dB "
         "SI-SDRi on WSJ0-2mix). It is shipped so that the pipeline runs offline out of the box "
         "and so that the project's experiment can be rerun end to end; load a published "
@@ -273,6 +274,15 @@ def separator_card(out_dir: str | os.PathLike, log: dict[str, Any], command: str
         "",
     ]
     return "\n".join(lines)
+
+
+def _duration_words(seconds: float | None) -> str:
+    """``"35 minutes"`` / ``"4.4 hours"`` for a card's prose; ``"a short time"`` when unknown."""
+    if not seconds:
+        return "a short time"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds / 3600:.1f} hours"
 
 
 def classifier_card(out_dir: str | os.PathLike, log: dict[str, Any], command: str) -> str:
