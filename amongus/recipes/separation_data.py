@@ -60,19 +60,24 @@ class SpeechInventory:
     missing: dict[str, int] = field(default_factory=dict)  # reason -> count
 
     def describe(self) -> dict[str, Any]:
-        counts: dict[str, dict[str, Any]] = {}
-        for utterance in self.utterances:
-            entry = counts.setdefault(utterance.source, {"utterances": 0, "speakers": set()})
-            entry["utterances"] += 1
-            entry["speakers"].add(utterance.speaker)
         return {
-            "sources": {
-                key: {"utterances": value["utterances"], "speakers": len(value["speakers"])}
-                for key, value in sorted(counts.items())
-            },
+            "sources": source_counts(self.utterances),
             "shared_real": "present" if self.shared_root else "absent",
             "missing": dict(sorted(self.missing.items())),
         }
+
+
+def source_counts(utterances: Sequence[Utterance]) -> dict[str, dict[str, int]]:
+    """``{source: {"utterances": n, "speakers": n}}``, sources in sorted order."""
+    counts: dict[str, dict[str, Any]] = {}
+    for utterance in utterances:
+        entry = counts.setdefault(utterance.source, {"utterances": 0, "speakers": set()})
+        entry["utterances"] += 1
+        entry["speakers"].add(utterance.speaker)
+    return {
+        key: {"utterances": value["utterances"], "speakers": len(value["speakers"])}
+        for key, value in sorted(counts.items())
+    }
 
 
 def _clip_utterance(clip) -> Utterance:

@@ -106,16 +106,10 @@ class ExtraSpeech:
 
     def describe(self) -> dict[str, Any]:
         """Counts per package (utterances, speakers), missing packages, files left out."""
-        per_source: dict[str, dict[str, Any]] = {}
-        for utterance in self.utterances:
-            entry = per_source.setdefault(utterance.source, {"utterances": 0, "speakers": set()})
-            entry["utterances"] += 1
-            entry["speakers"].add(utterance.speaker)
+        from .separation_data import source_counts
+
         return {
-            "sources": {
-                key: {"utterances": value["utterances"], "speakers": len(value["speakers"])}
-                for key, value in sorted(per_source.items())
-            },
+            "sources": source_counts(self.utterances),
             "speakers": len(self.speakers),
             "missing_packages": sorted(self.missing_packages),
             "left_out": dict(sorted(self.left_out.items())),
