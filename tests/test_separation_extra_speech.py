@@ -321,3 +321,15 @@ def test_option_reaches_the_config_and_a_run_resumes_only_with_it(layout, tmp_pa
                            progress=False)  # fmt: skip
     log = ts.train_separator(_config(layout, tmp_path / "run", max_steps=3), progress=False)
     assert log["steps"] == 3  # without the option it resumes as before
+
+
+def test_a_setting_newer_than_the_run_is_compared_with_its_default():
+    """The resume check knows settings added after a run started by their defaults: a
+    checkpoint without ``extra_speech`` trained as if it were False (its default)."""
+    defaults = {"extra_speech": False, "speed_perturb": 0.0}
+    saved = {"arch": "convtasnet"}
+    current = {"arch": "convtasnet", "extra_speech": True, "speed_perturb": 0.0}
+    assert ss.config_differences(saved, current, defaults) == ["extra_speech"]
+    assert ss.config_differences(saved, {**current, "extra_speech": False}, defaults) == []
+    # without defaults, settings the checkpoint lacks are not compared (as before)
+    assert ss.config_differences(saved, current) == []

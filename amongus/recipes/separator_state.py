@@ -82,15 +82,29 @@ def restore_rng(train_rng, state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
-def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+def config_differences(
+    saved: dict[str, Any], current: dict[str, Any], defaults: dict[str, Any] | None = None
+) -> list[str]:
     """Names of the settings that differ, other than :data:`RESUMABLE_CHANGES`.
 
-    Only settings both sides know are compared: a setting added to the code after the run
-    started (whose default keeps the old behaviour) does not stop the run from resuming.
+    A setting added to the code after the run started is absent from ``saved``; the run
+    behaved as its default (``defaults``, which keeps the old behaviour), so it differs only
+    when ``current`` sets something else. Without ``defaults`` such settings are not compared.
     """
-    names = (set(saved) & set(current)) - RESUMABLE_CHANGES
+    defaults = defaults or {}
+    names = set(current) - RESUMABLE_CHANGES
     names = {name for name in names if not name.startswith("_")}  # notes, not settings
-    return sorted(name for name in names if saved[name] != current[name])
+    changed = []
+    for name in sorted(names):
+        if name in saved:
+            before = saved[name]
+        elif name in defaults:
+            before = defaults[name]
+        else:
+            continue
+        if before != current[name]:
+            changed.append(name)
+    return changed
 
 
 def save_checkpoint(

@@ -54,7 +54,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -582,10 +582,9 @@ def train_separator(
         saved = None
         if checkpoint_path.is_file() and not restart:
             saved = ss.load_checkpoint(checkpoint_path)
-            changed = ss.config_differences(saved["config"], asdict(config))
-            if config.extra_speech and "extra_speech" not in saved["config"]:
-                # a run from before the option trained without it: not the same data
-                changed.append("extra_speech")
+            changed = ss.config_differences(
+                saved["config"], asdict(config), _field_defaults(SeparatorTrainingConfig)
+            )
             if changed:
                 raise ValueError(
                     f"{checkpoint_path}: the run was started with other settings "
@@ -793,6 +792,17 @@ def train_separator(
             state.best["si_sdri"], state.best["step"],
         )  # fmt: skip
         return log
+
+
+def _field_defaults(cls) -> dict[str, Any]:
+    """The default of every field of dataclass ``cls`` that has one."""
+    defaults = {}
+    for item in fields(cls):
+        if item.default is not MISSING:
+            defaults[item.name] = item.default
+        elif item.default_factory is not MISSING:
+            defaults[item.name] = item.default_factory()
+    return defaults
 
 
 def _now() -> str:
