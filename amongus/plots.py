@@ -172,6 +172,19 @@ def plot_confusion(
     return _save(figure, path)
 
 
+def _validation_points(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The rows of a learning curve worth drawing, by step: finite ``si_sdri``, step 0 (the
+    untrained model, often tens of dB below the rest) left out."""
+    points = [
+        row
+        for row in rows
+        if int(row.get("step", 0)) > 0
+        and row.get("si_sdri") is not None
+        and np.isfinite(float(row["si_sdri"]))
+    ]
+    return sorted(points, key=lambda row: int(row["step"]))
+
+
 def plot_learning_curve(
     rows: Sequence[Mapping[str, Any]],
     path: str | os.PathLike,
@@ -188,16 +201,9 @@ def plot_learning_curve(
     the scale shows the progress. Raises ``ValueError`` when no later row has a finite
     ``si_sdri``.
     """
-    points = [
-        row
-        for row in rows
-        if int(row.get("step", 0)) > 0
-        and row.get("si_sdri") is not None
-        and np.isfinite(float(row["si_sdri"]))
-    ]
+    points = _validation_points(rows)
     if not points:
         raise ValueError("no validation rows with a finite si_sdri to plot")
-    points.sort(key=lambda row: int(row["step"]))
     steps = [int(row["step"]) for row in points]
     figure = _figure(6.5, 3.8)
     axes = figure.subplots()
@@ -258,16 +264,11 @@ def plot_learning_curves(
     figure = _figure(6.5, 3.8)
     axes = figure.subplots()
     for label, rows in runs.items():
-        points = sorted(
-            (int(row["step"]), float(row["si_sdri"]))
-            for row in rows
-            if int(row.get("step", 0)) > 0
-            and row.get("si_sdri") is not None
-            and np.isfinite(float(row["si_sdri"]))
-        )
+        points = _validation_points(rows)
         if not points:
             raise ValueError(f"{label}: no validation rows with a finite si_sdri to plot")
-        steps, values = zip(*points, strict=True)
+        steps = [int(row["step"]) for row in points]
+        values = [float(row["si_sdri"]) for row in points]
         axes.plot(steps, values, "o-", markersize=3, label=f"{label} (best {max(values):.2f} dB)")
     axes.set_xlabel("training step")
     axes.set_ylabel("validation SI-SDRi (dB)")
