@@ -84,11 +84,10 @@ def evaluate_on_test(
     if config.threads:
         torch.set_num_threads(config.threads)
     out_dir = Path(config.out_dir)
-    targets = [(RUN_MODEL, str(out_dir))] if not models else [(m, m) for m in models]
     results: dict[str, dict[str, Any]] = {}
     mixtures_at: dict[int, list[sd.StudyMixture]] = {}
     split = None
-    for name, source in targets:
+    for name, source in _targets(config, models):
         separator = load_separator(source)
         rate = _rate_of(separator, config)
         if rate not in mixtures_at:
@@ -109,7 +108,7 @@ def evaluate_on_test(
             rows.append({**item.record, "si_sdr": round(sdr, 3), "si_sdri": round(sdri, 3)})
         improvements = np.array([row["si_sdri"] for row in rows])
         sdrs = np.array([row["si_sdr"] for row in rows])
-        results[portable_path(name) if name != RUN_MODEL else name] = {
+        results[_result_name(name)] = {
             "si_sdri_mean": round(float(improvements.mean()), 3),
             "si_sdri_median": round(float(np.median(improvements)), 3),
             "si_sdri_std": round(float(improvements.std()), 3),
@@ -172,16 +171,10 @@ def fit_gap(
 
     if config.threads:
         torch.set_num_threads(config.threads)
-    out_dir = Path(config.out_dir)
-    targets = [(RUN_MODEL, str(out_dir))] if not models else [(m, m) for m in models]
-    options = dict(
-        n_src=config.n_src,
-        partial_overlap_probability=config.partial_overlap_probability,
-        gain_range_db=config.gain_range_db,
-    )
+    options = config.mix_options()
     batches_at: dict[int, dict[str, list]] = {}
     results: dict[str, dict[str, float]] = {}
-    for name, source in targets:
+    for name, source in _targets(config, models):
         separator = load_separator(source)
         rate = _rate_of(separator, config)
         if rate not in batches_at:
@@ -205,10 +198,20 @@ def fit_gap(
                 ]
                 row[f"{part}_si_sdri"] = round(float(np.mean(improvements)), 3)
         row["gap"] = round(row["train_si_sdri"] - row["val_si_sdri"], 3)
-        results[portable_path(name) if name != RUN_MODEL else name] = row
+        results[_result_name(name)] = row
         logger.info("%s: SI-SDRi %.2f dB on training speakers, %.2f dB on validation speakers",
                     name, row["train_si_sdri"], row["val_si_sdri"])  # fmt: skip
     return results
+
+
+def _targets(config: SeparatorTrainingConfig, models: Sequence[str]) -> list[tuple[str, str]]:
+    """``(name, source)`` of the separators to measure: ``models``, or the run's best model."""
+    return [(m, m) for m in models] if models else [(RUN_MODEL, str(config.out_dir))]
+
+
+def _result_name(name: str) -> str:
+    """A model's key in the results: its portable path, or ``"run"`` for the run's best."""
+    return name if name == RUN_MODEL else portable_path(name)
 
 
 def _rate_of(separator, config: SeparatorTrainingConfig) -> int:

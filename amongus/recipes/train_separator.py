@@ -200,6 +200,14 @@ class SeparatorTrainingConfig:
     def resolved_model_args(self) -> dict[str, Any]:
         return {**SIZES[self.arch][self.size], **self.model_args}
 
+    def mix_options(self) -> dict[str, Any]:
+        """How training and validation mixtures are drawn (``separation_data.draw_batch``)."""
+        return dict(
+            n_src=self.n_src,
+            partial_overlap_probability=self.partial_overlap_probability,
+            gain_range_db=self.gain_range_db,
+        )
+
     def speed_factors(self) -> tuple[float, ...]:
         """Speeds a source may be played at: 5 steps over ``1 +- speed_perturb``."""
         if not self.speed_perturb:
@@ -610,11 +618,7 @@ def train_separator(
             model_args=model_args,
         )  # fmt: skip
         model.module.to(device)
-        mix_options: dict[str, Any] = dict(
-            n_src=config.n_src,
-            partial_overlap_probability=config.partial_overlap_probability,
-            gain_range_db=config.gain_range_db,
-        )
+        mix_options = config.mix_options()
         val_rng = np.random.default_rng(config.seed + 1)
         val_speakers = speaker_index(data.val) if config.balance_speakers else None
         val_batches = [
